@@ -1,0 +1,153 @@
+"""Who is calling: resolved from a Bearer JWT or an X-API-Key, checked per endpoint."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+from sqlalchemy import select
+
+from api.auth.tokens import TokenError, decode_access_token, hash_token
+from api.errors import abort
+from api.services import services
+from models.identity import ApiKey, Membership
+from models.permission import permissions_of
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# last_used_at is a hint, not an audit trail: refresh it at most this often.
+API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    role: str
+    permissions: frozenset[str]
+    api_key_id: uuid.UUID | None = None
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    @property
+    def kind(self) -> str:
+        return "api_key" if self.api_key_id else "user"
+
+
+def current_principal() -> Principal:
+    principal = g.get("principal")
+    if principal is None:
+        principal = authenticate()
+    return cast(Principal, principal)
+
+
+def authenticate() -> Principal:
+    """Resolve the caller or answer 401; the result is cached on `g`."""
+    from monitoring import metrics
+
+    api_key = request.headers.get("X-API-Key")
+    header = request.headers.get("Authorization", "")
+    try:
+        if api_key:
+            principal = _from_api_key(api_key)
+        elif header.startswith("Bearer "):
+            principal = _from_access_token(header[len("Bearer ") :].strip())
+        else:
+            metrics.record_auth_failure("missing_credentials")
+            abort(401, "Authentication required: send a Bearer token or an X-API-Key")
+    except TokenError as exc:
+        metrics.record_token_validation(valid=False)
+        metrics.record_auth_failure(exc.reason)
+        abort(401, str(exc))
+    metrics.record_token_validation(valid=True)
+    g.principal = principal
+    return principal
+
+
+def _from_access_token(token: str) -> Principal:
+    claims = decode_access_token(token, secret=services().settings.jwt_secret)
+    membership = _membership(claims.user_id, claims.organization_id)
+    if membership is None:
+        raise TokenError("not_a_member", "The token's organization membership no longer exists")
+    return Principal(
+        user_id=claims.user_id,
+        organization_id=claims.organization_id,
+        role=membership.role_name,
+        permissions=permissions_of(membership.role_name),
+    )
+
+
+def _membership(user_id: uuid.UUID, organization_id: uuid.UUID) -> Membership | None:
+    with services().session_factory() as session:
+        return session.scalars(
+            select(Membership).where(
+                Membership.user_id == user_id, Membership.organization_id == organization_id
+            )
+        ).first()
+
+
+def _from_api_key(raw_key: str) -> Principal:
+    now = datetime.now(UTC)
+    with services().session_factory() as session:
+        row = session.execute(
+            select(ApiKey, Membership.role_name)
+            .join(
+                Membership,
+                (Membership.user_id == ApiKey.user_id)
+                & (Membership.organization_id == ApiKey.organization_id),
+            )
+            .where(ApiKey.key_hash == hash_token(raw_key))
+        ).first()
+        if row is None:
+            raise TokenError("unknown_api_key", "The API key is not valid")
+        key, role = row
+        if key.revoked_at is not None:
+            raise TokenError("revoked_api_key", "The API key has been revoked")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise TokenError("expired_api_key", "The API key has expired")
+        if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
+            key.last_used_at = now
+            session.commit()
+        # A key never holds more than its creator holds today.
+        permissions = frozenset(key.scopes) & permissions_of(role)
+        return Principal(
+            user_id=key.user_id,
+            organization_id=key.organization_id,
+            role=role,
+            permissions=permissions,
+            api_key_id=key.id,
+        )
+
+
+def requires(permission: str) -> Callable[[F], F]:
+    """Authenticate the caller and demand one permission (403 without it)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal()
+            if not principal.can(permission):
+                abort(403, f"Missing permission: {permission}")
+            return view(*args, **kwargs)
+
+        wrapper._required_permission = permission  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def authenticated(view: F) -> F:
+    """Any authenticated principal."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current_principal()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)

@@ -1,0 +1,78 @@
+"""The one JSON error shape, for every 4xx/5xx the API returns.
+
+`{"code": 422, "status": "Unprocessable Entity", "message": "...", "errors": {...}}`
+Domain errors from other layers are translated here, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import structlog
+from flask import Flask, Response, jsonify
+from flask_smorest import abort as smorest_abort
+from marshmallow import Schema, fields
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from engine.errors import DefinitionError
+
+log = structlog.get_logger(__name__)
+
+
+class ErrorSchema(Schema):
+    code = fields.Integer(required=True)
+    status = fields.String(required=True)
+    message = fields.String(required=True)
+    errors = fields.Dict()
+
+
+def abort(code: int, message: str, errors: dict[str, Any] | None = None) -> NoReturn:
+    if errors is None:
+        smorest_abort(code, message=message)
+    smorest_abort(code, message=message, errors=errors)
+    raise AssertionError("unreachable")  # abort always raises
+
+
+def error_response(
+    code: int, status: str, message: str, errors: Any = None, headers: Any = None
+) -> Response:
+    body: dict[str, Any] = {"code": code, "status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = code
+    if headers:
+        for name, value in dict(headers).items():
+            if name.lower() not in {"content-type", "content-length"}:
+                response.headers[name] = value
+    return response
+
+
+def _http_error(error: HTTPException) -> Response:
+    code = error.code or 500
+    data = getattr(error, "data", None) or {}
+    message = data.get("message") or error.description or error.name
+    errors = data.get("errors")
+    if code == 422 and errors and "json" in errors and len(errors) == 1:
+        errors = errors["json"]  # webargs nests body errors under their location
+    if code == 422 and not data.get("message"):
+        message = "The request did not validate"
+    headers = data.get("headers") or error.get_headers()
+    return error_response(code, error.name, str(message), errors, headers)
+
+
+def _definition_error(error: DefinitionError) -> Response:
+    return error_response(
+        422, "Unprocessable Entity", "The workflow definition is invalid", error.as_dict()
+    )
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled_error", error=repr(error))
+    return error_response(500, InternalServerError.name, "An unexpected error occurred")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DefinitionError, _definition_error)
+    app.register_error_handler(Exception, _unexpected)

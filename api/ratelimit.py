@@ -1,0 +1,89 @@
+"""Rate limits in Redis, per principal (default) and per IP (auth endpoints).
+
+Counters live in Redis so limits hold across gunicorn workers and hosts.
+The key function reads the credential cheaply (a JWT signature check or a hash
+of the API key) because it runs before the view authenticates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Flask, Response, request
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.util import get_remote_address
+
+from api.auth.tokens import TokenError, decode_access_token, hash_token
+from api.errors import error_response
+from models.config import Settings
+
+UNLIMITED_PATHS = ("/health", "/ready", "/metrics")
+
+
+def principal_key() -> str:
+    api_key = request.headers.get("X-API-Key")
+    if api_key:
+        return "key:" + hash_token(api_key)[:32]
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        from api.services import settings
+
+        try:
+            claims = decode_access_token(header[7:].strip(), secret=settings().jwt_secret)
+        except TokenError:
+            return "ip:" + ip_key()
+        return f"user:{claims.user_id}:{claims.organization_id}"
+    return "ip:" + ip_key()
+
+
+def ip_key() -> str:
+    return get_remote_address() or "unknown"
+
+
+def default_limit() -> str:
+    from api.services import settings
+
+    return settings().rate_limit_default
+
+
+def auth_limit() -> str:
+    from api.services import settings
+
+    return settings().rate_limit_auth
+
+
+def _is_exempt() -> bool:
+    return request.path in UNLIMITED_PATHS or request.method == "OPTIONS"
+
+
+def _on_breach(limit: RequestLimit) -> Response:
+    from monitoring import metrics
+
+    scope = "auth" if request.path.startswith("/api/v1/auth/") else "principal"
+    metrics.record_rate_limited(scope)
+    retry_after = max(1, math.ceil(limit.reset_at - time.time()))
+    response = error_response(
+        429, "Too Many Requests", f"Rate limit exceeded ({limit.limit}); retry in {retry_after}s"
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+limiter = Limiter(
+    key_func=principal_key,
+    default_limits=[default_limit],
+    default_limits_exempt_when=_is_exempt,
+    headers_enabled=True,
+    strategy="moving-window",
+    key_prefix="iw",
+    on_breach=_on_breach,
+)
+
+
+def install_rate_limits(app: Flask, settings: Settings) -> None:
+    app.config["RATELIMIT_ENABLED"] = settings.rate_limit_enabled
+    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = False
+    limiter.init_app(app)

@@ -1,0 +1,43 @@
+"""gunicorn settings for the API: `gunicorn -c gunicorn.conf.py api.wsgi:app`.
+
+The app is not preloaded: each worker builds its own SQLAlchemy engine and
+Redis pool after the fork, so no connection is ever shared across processes.
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('API_PORT', '8080')}")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+# Recycling bounds memory growth; the metrics directory stays bounded because
+# dead workers' files are merged into an archive (child_exit below).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "1000"))
+preload_app = False
+accesslog = None  # the app writes one structured JSON line per request
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+limit_request_line = 8190
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
+    """Wipe this host's metric files: the counters of a previous run must not leak in."""
+    from monitoring.multiprocess import prepare_directory
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        prepare_directory(directory)
+
+
+def child_exit(server, worker):  # noqa: ARG001 - gunicorn hook signature
+    """Mark the dead worker and fold its counters into the archive."""
+    from monitoring.multiprocess import retire_process
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        retire_process(worker.pid, directory)

@@ -1,0 +1,159 @@
+"""Settings: defaults, then the environment, then an explicit mapping (tests).
+
+One frozen object built by the composition roots (api.create_app, workers.app)
+and passed down; nothing reads os.environ at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from typing import Any
+
+from engine.duration import parse_duration
+
+DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a runnable platform."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/intelligent_workflows"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_broker_url: str = ""
+    api_port: int = 8080
+    worker_metrics_port: int = 9808
+    public_url: str = ""
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    refresh_token_ttl: timedelta = timedelta(days=7)
+    rate_limit_default: str = "100/second"
+    rate_limit_auth: str = "60/minute"
+    rate_limit_enabled: bool = True
+    failed_login_limit: int = 5
+    failed_login_window: timedelta = timedelta(minutes=15)
+    max_body_bytes: int = 1024 * 1024
+    cors_origins: tuple[str, ...] = ()
+    outbound_allow_cidrs: tuple[str, ...] = ()
+    outbound_timeout_seconds: float = 10.0
+    outbound_max_response_bytes: int = 1024 * 1024
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "workflows@localhost"
+    slack_webhook_url: str = ""
+    enrichment_base_url: str = ""
+    enrichment_cache_seconds: int = 60
+    log_level: str = "INFO"
+    db_pool_size: int = 5
+    worker_concurrency: int = 2
+    workflow_secrets: Mapping[str, str] = field(default_factory=dict)
+    job_interval_seconds: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment in {"development", "test"}
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigurationError(f"unknown settings: {sorted(unknown)}")
+        return replace(self, **dict(overrides))
+
+    def check(self) -> Settings:
+        if not self.is_development and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+            raise ConfigurationError("JWT_SECRET must be set outside development")
+        if len(self.jwt_secret) < 16:
+            raise ConfigurationError("JWT_SECRET must be at least 16 characters")
+        return self
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    prefix = "WORKFLOW_SECRET_"
+    return {k[len(prefix) :].lower(): v for k, v in environ.items() if k.startswith(prefix)}
+
+
+def _job_intervals(environ: Mapping[str, str]) -> dict[str, float]:
+    prefix = "JOB_INTERVAL_"
+    return {
+        k[len(prefix) :].lower(): parse_duration(v).total_seconds()
+        for k, v in environ.items()
+        if k.startswith(prefix)
+    }
+
+
+# environment variable -> (settings field, converter)
+_ENVIRONMENT: dict[str, tuple[str, Any]] = {
+    "APP_ENV": ("environment", str),
+    "DATABASE_URL": ("database_url", str),
+    "REDIS_URL": ("redis_url", str),
+    "CELERY_BROKER_URL": ("celery_broker_url", str),
+    "API_PORT": ("api_port", int),
+    "WORKER_METRICS_PORT": ("worker_metrics_port", int),
+    "PUBLIC_URL": ("public_url", str),
+    "JWT_SECRET": ("jwt_secret", str),
+    "ACCESS_TOKEN_TTL": ("access_token_ttl", parse_duration),
+    "REFRESH_TOKEN_TTL": ("refresh_token_ttl", parse_duration),
+    "RATE_LIMIT_DEFAULT": ("rate_limit_default", str),
+    "RATE_LIMIT_AUTH": ("rate_limit_auth", str),
+    "RATE_LIMIT_ENABLED": ("rate_limit_enabled", _bool),
+    "FAILED_LOGIN_LIMIT": ("failed_login_limit", int),
+    "FAILED_LOGIN_WINDOW": ("failed_login_window", parse_duration),
+    "MAX_BODY_BYTES": ("max_body_bytes", int),
+    "CORS_ORIGINS": ("cors_origins", _split),
+    "OUTBOUND_ALLOW_CIDRS": ("outbound_allow_cidrs", _split),
+    "OUTBOUND_TIMEOUT_SECONDS": ("outbound_timeout_seconds", float),
+    "OUTBOUND_MAX_RESPONSE_BYTES": ("outbound_max_response_bytes", int),
+    "SMTP_HOST": ("smtp_host", str),
+    "SMTP_PORT": ("smtp_port", int),
+    "SMTP_FROM": ("smtp_from", str),
+    "SLACK_WEBHOOK_URL": ("slack_webhook_url", str),
+    "ENRICHMENT_BASE_URL": ("enrichment_base_url", str),
+    "ENRICHMENT_CACHE_SECONDS": ("enrichment_cache_seconds", int),
+    "LOG_LEVEL": ("log_level", str),
+    "DB_POOL_SIZE": ("db_pool_size", int),
+    "WORKER_CONCURRENCY": ("worker_concurrency", int),
+}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build settings from the environment (and overrides), validated."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for variable, (name, convert) in _ENVIRONMENT.items():
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = convert(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{variable}: {exc}") from exc
+    values["workflow_secrets"] = _secrets(environ)
+    try:
+        values["job_interval_seconds"] = _job_intervals(environ)
+    except ValueError as exc:
+        raise ConfigurationError(f"JOB_INTERVAL_*: {exc}") from exc
+    settings = Settings(**values)
+    if overrides:
+        settings = settings.with_overrides(overrides)
+    return settings.check()

@@ -1,0 +1,81 @@
+"""Small helpers the tests share: registering users and calling the API as them."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Caller:
+    """A registered user, with the headers that act as them."""
+
+    client: Any
+    username: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+    organization_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, headers=self.headers, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.post(path, json=json, headers=self.headers, **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.put(path, json=json, headers=self.headers, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.client.delete(path, headers=self.headers, **kwargs)
+
+    def switch(self, organization_id: str) -> None:
+        response = self.post("/api/v1/auth/switch-organization", {"organization_id": organization_id})
+        assert response.status_code == 200, response.json
+        self.access_token = response.json["access_token"]
+        self.refresh_token = response.json["refresh_token"]
+        self.organization_id = organization_id
+
+
+def unique(prefix: str = "user") -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+def register(client: Any, username: str | None = None, password: str = "correct-horse-9") -> Caller:
+    username = username or unique()
+    email = f"{username}@example.com"
+    response = client.post(
+        "/api/v1/auth/register",
+        json={"username": username, "email": email, "password": password},
+    )
+    assert response.status_code == 201, response.json
+    login = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert login.status_code == 200, login.json
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {login.json['access_token']}"})
+    assert me.status_code == 200, me.json
+    return Caller(
+        client=client,
+        username=username,
+        email=email,
+        password=password,
+        access_token=login.json["access_token"],
+        refresh_token=login.json["refresh_token"],
+        organization_id=me.json["organization_id"],
+    )
+
+
+def add_member(
+    admin: Caller, member: Caller, role: str, approver_roles: list[str] | None = None
+) -> None:
+    response = admin.post(
+        f"/api/v1/organizations/{admin.organization_id}/members",
+        {"username": member.username, "role": role, "approver_roles": approver_roles or []},
+    )
+    assert response.status_code == 201, response.json
+    member.switch(admin.organization_id)
