@@ -12,7 +12,7 @@ import structlog
 from flask import Flask, Response, jsonify
 from flask_smorest import abort as smorest_abort
 from marshmallow import Schema, fields
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from engine.errors import DefinitionError
 
@@ -52,7 +52,8 @@ def _http_error(error: HTTPException) -> Response:
     code = error.code or 500
     data = getattr(error, "data", None) or {}
     message = data.get("message") or error.description or error.name
-    errors = data.get("errors")
+    # flask-smorest's abort() passes "errors"; webargs' parser passes "messages".
+    errors = data.get("errors") or data.get("messages")
     if code == 422 and errors and "json" in errors and len(errors) == 1:
         errors = errors["json"]  # webargs nests body errors under their location
     if code == 422 and not data.get("message"):
@@ -69,7 +70,7 @@ def _definition_error(error: DefinitionError) -> Response:
 
 def _unexpected(error: Exception) -> Response:
     log.exception("unhandled_error", error=repr(error))
-    return error_response(500, InternalServerError.name, "An unexpected error occurred")
+    return error_response(500, "Internal Server Error", "An unexpected error occurred")
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.duration import parse_duration
 
+AI_PROVIDERS = frozenset({"", "anthropic", "openai"})
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
 
 
@@ -54,6 +55,14 @@ class Settings:
     worker_concurrency: int = 2
     workflow_secrets: Mapping[str, str] = field(default_factory=dict)
     job_interval_seconds: Mapping[str, float] = field(default_factory=dict)
+    # The LLM behind /ai/*: no provider or no key means AI is disabled (503).
+    ai_provider: str = ""
+    ai_api_key: str = ""
+    ai_model: str = ""
+    ai_base_url: str = ""
+    ai_timeout_seconds: float = 25.0
+    ai_max_retries: int = 2
+    ai_rate_limit: str = "30/minute"
 
     @property
     def broker_url(self) -> str:
@@ -75,6 +84,10 @@ class Settings:
             raise ConfigurationError("JWT_SECRET must be set outside development")
         if len(self.jwt_secret) < 16:
             raise ConfigurationError("JWT_SECRET must be at least 16 characters")
+        if self.ai_provider not in AI_PROVIDERS:
+            raise ConfigurationError(f"AI_PROVIDER must be one of {sorted(AI_PROVIDERS)}")
+        if self.ai_timeout_seconds <= 0 or self.ai_max_retries < 0:
+            raise ConfigurationError("AI_TIMEOUT_SECONDS must be > 0 and AI_MAX_RETRIES >= 0")
         return self
 
 
@@ -131,6 +144,13 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "LOG_LEVEL": ("log_level", str),
     "DB_POOL_SIZE": ("db_pool_size", int),
     "WORKER_CONCURRENCY": ("worker_concurrency", int),
+    "AI_PROVIDER": ("ai_provider", lambda text: text.strip().lower()),
+    "AI_API_KEY": ("ai_api_key", str),
+    "AI_MODEL": ("ai_model", str),
+    "AI_BASE_URL": ("ai_base_url", str),
+    "AI_TIMEOUT_SECONDS": ("ai_timeout_seconds", float),
+    "AI_MAX_RETRIES": ("ai_max_retries", int),
+    "AI_RATE_LIMIT": ("ai_rate_limit", str),
 }
 
 

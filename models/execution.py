@@ -67,8 +67,9 @@ class Execution(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE")
     )
-    workflow_row_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    # Executions outlive a deleted workflow version: they carry their pinned definition.
+    workflow_row_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="SET NULL"), index=True
     )
     workflow_id: Mapped[str] = mapped_column(String(100))
     workflow_version: Mapped[str] = mapped_column(String(50))

@@ -201,7 +201,7 @@ def upgrade() -> None:
     op.create_table('executions',
     sa.Column('id', sa.UUID(), nullable=False),
     sa.Column('organization_id', sa.UUID(), nullable=False),
-    sa.Column('workflow_row_id', sa.UUID(), nullable=False),
+    sa.Column('workflow_row_id', sa.UUID(), nullable=True),
     sa.Column('workflow_id', sa.String(length=100), nullable=False),
     sa.Column('workflow_version', sa.String(length=50), nullable=False),
     sa.Column('definition', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
@@ -229,7 +229,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_executions_created_by_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_executions_organization_id_organizations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['trigger_event_id'], ['events.id'], name=op.f('fk_executions_trigger_event_id_events'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['workflow_row_id'], ['workflows.id'], name=op.f('fk_executions_workflow_row_id_workflows'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workflow_row_id'], ['workflows.id'], name=op.f('fk_executions_workflow_row_id_workflows'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_executions'))
     )
     op.create_index('ix_executions_deadline', 'executions', ['deadline_at'], unique=False, postgresql_where=sa.text("status IN ('pending', 'running')"))

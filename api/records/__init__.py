@@ -1,0 +1,1 @@
+"""The record store that workflows write, read-only over HTTP."""

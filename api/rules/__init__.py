@@ -1,0 +1,1 @@
+"""Rules: named, reusable condition sets referenced by `rule_id`."""

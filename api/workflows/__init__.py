@@ -1,0 +1,1 @@
+"""Workflow definitions: CRUD, versions, enable/disable and validation."""

@@ -1,0 +1,103 @@
+"""SQLAlchemy and Redis hooks that feed the database and redis metric families.
+
+Shared by both composition roots (the API and the Celery worker), so it lives
+below them; it only observes, never changes behaviour.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import redis
+from sqlalchemy import Engine, event
+
+from monitoring import metrics
+
+_TABLE_AFTER = {
+    "SELECT": re.compile(r"\bFROM\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
+    "INSERT": re.compile(r"\bINTO\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
+    "UPDATE": re.compile(r"^\s*UPDATE\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
+    "DELETE": re.compile(r"\bFROM\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
+}
+_KNOWN_TABLES: frozenset[str] = frozenset()
+
+
+def classify(statement: str) -> tuple[str, str]:
+    """(query_type, table) with bounded values: unknown tables become "other"."""
+    words = statement.lstrip().split(None, 1)
+    verb = words[0].upper() if words else ""
+    if verb not in _TABLE_AFTER:
+        return ("other", "other")
+    match = _TABLE_AFTER[verb].search(statement)
+    table = match.group(1).lower() if match else "other"
+    if _KNOWN_TABLES and table not in _KNOWN_TABLES:
+        table = "other"
+    return (verb.lower(), table)
+
+
+def instrument_db_engine(db_engine: Engine, known_tables: frozenset[str] = frozenset()) -> None:
+    global _KNOWN_TABLES
+    if known_tables:
+        _KNOWN_TABLES = known_tables | {"alembic_version"}
+    pool = db_engine.pool
+    size = getattr(pool, "size", lambda: 0)() + max(getattr(pool, "_max_overflow", 0), 0)
+    metrics.set_db_pool_size(size)
+    metrics.preinitialise_connection_metrics(("postgres",))
+
+    @event.listens_for(db_engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info.setdefault("iw_query_started", []).append(time.perf_counter())
+
+    @event.listens_for(db_engine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        started = conn.info.get("iw_query_started")
+        if started:
+            query_type, table = classify(statement)
+            metrics.record_db_query(query_type, table, time.perf_counter() - started.pop())
+
+    @event.listens_for(db_engine, "handle_error")
+    def _error(context: Any) -> None:
+        started = context.connection.info.get("iw_query_started") if context.connection else None
+        if started:
+            started.pop()
+        query_type, _ = classify(context.statement or "")
+        metrics.record_db_query_error(query_type, type(context.original_exception).__name__)
+        if context.is_disconnect:
+            metrics.record_db_connection_failure("postgres")
+
+    @event.listens_for(pool, "checkout")
+    def _checkout(*args: Any) -> None:
+        metrics.record_db_checkout()
+
+    @event.listens_for(pool, "checkin")
+    def _checkin(*args: Any) -> None:
+        metrics.record_db_checkin()
+
+
+class InstrumentedRedis(redis.Redis):
+    """redis.Redis that times every command and counts failures."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        operation = str(args[0]).lower() if args else "unknown"
+        started = time.perf_counter()
+        try:
+            return super().execute_command(*args, **options)
+        except redis.ConnectionError:
+            metrics.record_redis_connection_failure()
+            metrics.record_redis_error(operation)
+            raise
+        except redis.RedisError:
+            metrics.record_redis_error(operation)
+            raise
+        finally:
+            metrics.record_redis_operation(operation, time.perf_counter() - started)
+            pool = self.connection_pool
+            in_use = getattr(pool, "_in_use_connections", None)
+            if in_use is not None:
+                metrics.set_redis_connections_active(len(in_use))
+
+
+def instrumented_redis(url: str, **kwargs: Any) -> redis.Redis:
+    return InstrumentedRedis.from_url(url, **kwargs)
