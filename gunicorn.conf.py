@@ -25,7 +25,7 @@ limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
-def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
+def on_starting(server):
     """Wipe this host's metric files: the counters of a previous run must not leak in."""
     from monitoring.multiprocess import prepare_directory
 
@@ -34,7 +34,7 @@ def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
         prepare_directory(directory)
 
 
-def child_exit(server, worker):  # noqa: ARG001 - gunicorn hook signature
+def child_exit(server, worker):
     """Mark the dead worker and fold its counters into the archive."""
     from monitoring.multiprocess import retire_process
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import redis
 from flask import Flask
 from flask_smorest import Api
 
 from api.errors import ErrorSchema, register_error_handlers
 from api.middleware import install_middleware
+from api.observability import install_http_metrics
 from api.ratelimit import install_rate_limits
 from api.services import Services, install
 from api.structured_logging import configure_logging
+from models.base import Base
 from models.config import Settings, load_settings
 from models.db import make_db_engine, make_session_factory
+from tasks.instrumentation import instrument_db_engine, instrumented_redis
 
 API_PREFIX = "/api/v1"
 
@@ -53,16 +55,18 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     db_engine = make_db_engine(
         settings.database_url, pool_size=settings.db_pool_size, application_name="iw-api"
     )
+    instrument_db_engine(db_engine, frozenset(Base.metadata.tables))
     install(
         app,
         Services(
             settings=settings,
             db_engine=db_engine,
             session_factory=make_session_factory(db_engine),
-            redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5),
+            redis=instrumented_redis(settings.redis_url, socket_timeout=5),
         ),
     )
     install_middleware(app)
+    install_http_metrics(app)
     install_rate_limits(app, settings)
     api = PlatformApi(app)
     register_error_handlers(app)
@@ -72,8 +76,10 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask, api: Api) -> None:
     from api.health.resources import blp as health
+    from api.observability import blp as metrics_blp
 
     app.register_blueprint(health)
+    app.register_blueprint(metrics_blp)
     for blueprint in _resource_blueprints():
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
 
@@ -90,13 +96,18 @@ def _resource_blueprints() -> list[Any]:
         "workflows",
         "rules",
         "records",
+        "events",
+        "executions",
+        "schedules",
+        "analytics",
+        "ai",
     ]
     blueprints = []
     for name in names:
         try:
             module = importlib.import_module(f"api.{name}.resources")
         except ModuleNotFoundError as exc:
-            if exc.name != f"api.{name}" and exc.name != f"api.{name}.resources":
+            if exc.name not in {f"api.{name}", f"api.{name}.resources"}:
                 raise
             continue
         blueprints.append(module.blp)

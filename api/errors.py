@@ -26,10 +26,18 @@ class ErrorSchema(Schema):
     errors = fields.Dict()
 
 
-def abort(code: int, message: str, errors: dict[str, Any] | None = None) -> NoReturn:
-    if errors is None:
-        smorest_abort(code, message=message)
-    smorest_abort(code, message=message, errors=errors)
+def abort(
+    code: int,
+    message: str,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> NoReturn:
+    kwargs: dict[str, Any] = {"message": message}
+    if errors is not None:
+        kwargs["errors"] = errors
+    if headers:
+        kwargs["headers"] = headers
+    smorest_abort(code, **kwargs)
     raise AssertionError("unreachable")  # abort always raises
 
 
@@ -54,8 +62,11 @@ def _http_error(error: HTTPException) -> Response:
     message = data.get("message") or error.description or error.name
     # flask-smorest's abort() passes "errors"; webargs' parser passes "messages".
     errors = data.get("errors") or data.get("messages")
-    if code == 422 and errors and "json" in errors and len(errors) == 1:
-        errors = errors["json"]  # webargs nests body errors under their location
+    if code == 422 and isinstance(errors, dict) and len(errors) == 1:
+        # webargs nests errors under their location (json, query, ...); one location is implied.
+        (location,) = errors
+        if location in {"json", "query", "form", "headers", "view_args"}:
+            errors = errors[location]
     if code == 422 and not data.get("message"):
         message = "The request did not validate"
     headers = data.get("headers") or error.get_headers()

@@ -67,7 +67,9 @@ def install_http_metrics(app: Flask) -> None:
 @blp.get("/metrics")
 def metrics_view() -> Response:
     """Prometheus exposition of every gunicorn worker plus the stored-state gauges."""
-    under_gunicorn = "gunicorn.arbiter" in sys.modules and os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    under_gunicorn = "gunicorn.arbiter" in sys.modules and os.environ.get(
+        "PROMETHEUS_MULTIPROC_DIR"
+    )
     body, content_type = render_metrics(
         [StateCollector(fetch_state)],
         process_root_pid=os.getppid() if under_gunicorn else None,
@@ -99,7 +101,8 @@ def fetch_state() -> StateSnapshot:
         ).scalar_one()
         stuck = connection.execute(
             text(
-                "SELECT count(*) FROM executions WHERE status = 'running' AND heartbeat_at < :cutoff"
+                "SELECT count(*) FROM executions"
+                " WHERE status = 'running' AND heartbeat_at < :cutoff"
             ),
             {"cutoff": now - STUCK_AFTER},
         ).scalar_one()

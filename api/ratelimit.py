@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
 from api.auth.tokens import TokenError, decode_access_token, hash_token
 from api.errors import error_response
 from models.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 UNLIMITED_PATHS = ("/health", "/ready", "/metrics")
 
@@ -60,7 +64,8 @@ def _is_exempt() -> bool:
 def _on_breach(limit: RequestLimit) -> Response:
     from monitoring import metrics
 
-    scope = "auth" if request.path.startswith("/api/v1/auth/") else "principal"
+    view = current_app.view_functions.get(request.endpoint or "")
+    scope = "auth" if getattr(view, "_auth_rate_limited", False) else "default"
     metrics.record_rate_limited(scope)
     retry_after = max(1, math.ceil(limit.reset_at - time.time()))
     response = error_response(
@@ -79,6 +84,13 @@ limiter = Limiter(
     key_prefix="iw",
     on_breach=_on_breach,
 )
+
+
+def auth_rate_limit(view: F) -> F:
+    """The stricter per-IP limit of register/login/refresh (replaces the per-principal one)."""
+    limited = limiter.limit(auth_limit, key_func=ip_key)(view)
+    limited._auth_rate_limited = True  # type: ignore[attr-defined]
+    return cast(F, limited)
 
 
 def install_rate_limits(app: Flask, settings: Settings) -> None:

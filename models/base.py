@@ -22,7 +22,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
+    type_annotation_map = {
         dict[str, Any]: JSONB,
         list[Any]: JSONB,
         uuid.UUID: UUID(as_uuid=True),

@@ -10,7 +10,9 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_db_engine(database_url: str, *, pool_size: int = 5, application_name: str = "iw") -> Engine:
+def make_db_engine(
+    database_url: str, *, pool_size: int = 5, application_name: str = "iw"
+) -> Engine:
     return create_engine(
         database_url,
         pool_size=pool_size,

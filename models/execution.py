@@ -117,9 +117,7 @@ class StepRun(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE")
     )
-    execution_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("executions.id", ondelete="CASCADE")
-    )
+    execution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"))
     step_id: Mapped[str] = mapped_column(String(100))
     step_type: Mapped[str] = mapped_column(String(20))
     # "" for a top-level step; "<parent>/<branch or index>" inside parallel/foreach.
@@ -144,7 +142,12 @@ class Wait(Base):
     __tablename__ = "waits"
     __table_args__ = (
         UniqueConstraint("execution_id", "step_id", "attempt_group"),
-        Index("ix_waits_open_event", "organization_id", "event_type", postgresql_where=text("status = 'waiting'")),
+        Index(
+            "ix_waits_open_event",
+            "organization_id",
+            "event_type",
+            postgresql_where=text("status = 'waiting'"),
+        ),
         Index("ix_waits_open_due", "due_at", postgresql_where=text("status = 'waiting'")),
     )
 
@@ -174,7 +177,9 @@ class Approval(Base):
     __table_args__ = (
         UniqueConstraint("execution_id", "step_id", "attempt_group"),
         Index("ix_approvals_org_status", "organization_id", "status", "requested_at"),
-        Index("ix_approvals_pending_expiry", "expires_at", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_approvals_pending_expiry", "expires_at", postgresql_where=text("status = 'pending'")
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -193,7 +198,9 @@ class Approval(Base):
     status: Mapped[str] = mapped_column(String(20), server_default="pending")
     reason: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
-    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     decision_reason: Mapped[str | None] = mapped_column(Text)
     requested_at: Mapped[datetime] = created_at()
     decided_at: Mapped[datetime | None]
@@ -205,7 +212,11 @@ class DispatchOutbox(Base):
 
     __tablename__ = "dispatch_outbox"
     __table_args__ = (
-        Index("ix_dispatch_outbox_pending", "available_at", postgresql_where=text("dispatched_at IS NULL")),
+        Index(
+            "ix_dispatch_outbox_pending",
+            "available_at",
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -1,6 +1,6 @@
 """Database management for `make up`: create the database, migrate, seed roles.
 
-    python -m models.manage init
+python -m models.manage init
 """
 
 from __future__ import annotations

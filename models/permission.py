@@ -71,7 +71,10 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "ai:use",
         ],
     ),
-    "workflow_viewer": ("Reads everything but the audit log", [p for p in _READ if p != "audit:read"]),
+    "workflow_viewer": (
+        "Reads everything but the audit log",
+        [p for p in _READ if p != "audit:read"],
+    ),
     "approver": (
         "Decides approvals",
         [

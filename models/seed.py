@@ -14,13 +14,17 @@ def seed_roles(connection: Connection) -> None:
     for name, description in PERMISSIONS.items():
         statement = insert(Permission).values(name=name, description=description)
         connection.execute(
-            statement.on_conflict_do_update(index_elements=["name"], set_={"description": description})
+            statement.on_conflict_do_update(
+                index_elements=["name"], set_={"description": description}
+            )
         )
-    links = []
+    links: list[tuple[str, str]] = []
     for role, (description, permissions) in ROLES.items():
         statement = insert(Role).values(name=role, description=description)
         connection.execute(
-            statement.on_conflict_do_update(index_elements=["name"], set_={"description": description})
+            statement.on_conflict_do_update(
+                index_elements=["name"], set_={"description": description}
+            )
         )
         links.extend((role, permission) for permission in permissions)
     connection.execute(

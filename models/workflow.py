@@ -76,9 +76,7 @@ class Schedule(Base):
     """A cron schedule; `next_run_at` is the durable due-time the scheduler claims."""
 
     __tablename__ = "schedules"
-    __table_args__ = (
-        Index("ix_schedules_due", "next_run_at", postgresql_where=text("enabled")),
-    )
+    __table_args__ = (Index("ix_schedules_due", "next_run_at", postgresql_where=text("enabled")),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     organization_id: Mapped[uuid.UUID] = mapped_column(

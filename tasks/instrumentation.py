@@ -21,7 +21,8 @@ _TABLE_AFTER = {
     "UPDATE": re.compile(r"^\s*UPDATE\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
     "DELETE": re.compile(r"\bFROM\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
 }
-_KNOWN_TABLES: frozenset[str] = frozenset()
+# Table names seen in statements are bounded to the schema: anything else is "other".
+_known_tables: set[str] = set()
 
 
 def classify(statement: str) -> tuple[str, str]:
@@ -32,15 +33,14 @@ def classify(statement: str) -> tuple[str, str]:
         return ("other", "other")
     match = _TABLE_AFTER[verb].search(statement)
     table = match.group(1).lower() if match else "other"
-    if _KNOWN_TABLES and table not in _KNOWN_TABLES:
+    if _known_tables and table not in _known_tables:
         table = "other"
     return (verb.lower(), table)
 
 
 def instrument_db_engine(db_engine: Engine, known_tables: frozenset[str] = frozenset()) -> None:
-    global _KNOWN_TABLES
     if known_tables:
-        _KNOWN_TABLES = known_tables | {"alembic_version"}
+        _known_tables.update(known_tables | {"alembic_version"})
     pool = db_engine.pool
     size = getattr(pool, "size", lambda: 0)() + max(getattr(pool, "_max_overflow", 0), 0)
     metrics.set_db_pool_size(size)

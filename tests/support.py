@@ -6,6 +6,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+API = "/api/v1"
+
 
 @dataclass
 class Caller:
@@ -36,28 +38,68 @@ class Caller:
         return self.client.delete(path, headers=self.headers, **kwargs)
 
     def switch(self, organization_id: str) -> None:
-        response = self.post("/api/v1/auth/switch-organization", {"organization_id": organization_id})
+        response = self.post(
+            f"{API}/auth/switch-organization", {"organization_id": organization_id}
+        )
         assert response.status_code == 200, response.json
         self.access_token = response.json["access_token"]
         self.refresh_token = response.json["refresh_token"]
         self.organization_id = organization_id
+
+    def me(self) -> dict[str, Any]:
+        response = self.get(f"{API}/auth/me")
+        assert response.status_code == 200, response.json
+        return dict(response.json)
+
+    @property
+    def user_id(self) -> str:
+        return str(self.me()["user_id"])
+
+
+@dataclass
+class KeyCaller:
+    """Calls the API with an X-API-Key."""
+
+    client: Any
+    api_key: str
+    id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.api_key}
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, headers=self.headers, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.post(path, json=json, headers=self.headers, **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.put(path, json=json, headers=self.headers, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.client.delete(path, headers=self.headers, **kwargs)
 
 
 def unique(prefix: str = "user") -> str:
     return f"{prefix}{secrets.token_hex(4)}"
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def register(client: Any, username: str | None = None, password: str = "correct-horse-9") -> Caller:
     username = username or unique()
     email = f"{username}@example.com"
     response = client.post(
-        "/api/v1/auth/register",
+        f"{API}/auth/register",
         json={"username": username, "email": email, "password": password},
     )
     assert response.status_code == 201, response.json
-    login = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    login = client.post(f"{API}/auth/login", json={"username": username, "password": password})
     assert login.status_code == 200, login.json
-    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {login.json['access_token']}"})
+    me = client.get(f"{API}/auth/me", headers=bearer(login.json["access_token"]))
     assert me.status_code == 200, me.json
     return Caller(
         client=client,
@@ -74,8 +116,17 @@ def add_member(
     admin: Caller, member: Caller, role: str, approver_roles: list[str] | None = None
 ) -> None:
     response = admin.post(
-        f"/api/v1/organizations/{admin.organization_id}/members",
+        f"{API}/organizations/{admin.organization_id}/members",
         {"username": member.username, "role": role, "approver_roles": approver_roles or []},
     )
     assert response.status_code == 201, response.json
     member.switch(admin.organization_id)
+
+
+def create_api_key(caller: Caller, scopes: list[str] | None = None, **fields: Any) -> KeyCaller:
+    body: dict[str, Any] = {"name": fields.pop("name", unique("key")), **fields}
+    if scopes is not None:
+        body["scopes"] = scopes
+    response = caller.post(f"{API}/auth/api-keys", body)
+    assert response.status_code == 201, response.json
+    return KeyCaller(client=caller.client, api_key=response.json["api_key"], id=response.json["id"])

@@ -1,0 +1,1 @@
+"""Identity: registration, sign-in sessions, tokens, passwords and who is calling."""

@@ -12,13 +12,21 @@ from typing import Any, TypeVar, cast
 from flask import g, request
 from sqlalchemy import select
 
+from api.auth.revocation import is_access_token_revoked
 from api.auth.tokens import TokenError, decode_access_token, hash_token
 from api.errors import abort
 from api.services import services
-from models.identity import ApiKey, Membership
+from models.identity import ApiKey, Membership, User
 from models.permission import permissions_of
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# TokenError reasons -> the bounded `reason` label of auth_failures_total.
+_FAILURE_LABELS = {
+    "expired": "expired_token",
+    "expired_api_key": "expired_token",
+    "revoked_api_key": "revoked_key",
+}
 
 # last_used_at is a hint, not an audit trail: refresh it at most this often.
 API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
@@ -31,6 +39,9 @@ class Principal:
     role: str
     permissions: frozenset[str]
     api_key_id: uuid.UUID | None = None
+    # Set for Bearer tokens, so that logout can revoke the token it was called with.
+    token_id: str | None = None
+    token_expires_at: datetime | None = None
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -53,6 +64,7 @@ def authenticate() -> Principal:
 
     api_key = request.headers.get("X-API-Key")
     header = request.headers.get("Authorization", "")
+    method = "api_key" if api_key else "jwt"
     try:
         if api_key:
             principal = _from_api_key(api_key)
@@ -63,23 +75,38 @@ def authenticate() -> Principal:
             abort(401, "Authentication required: send a Bearer token or an X-API-Key")
     except TokenError as exc:
         metrics.record_token_validation(valid=False)
-        metrics.record_auth_failure(exc.reason)
+        metrics.record_auth_failure(_FAILURE_LABELS.get(exc.reason, "invalid_token"))
+        metrics.record_auth_request(method, "failure")
         abort(401, str(exc))
     metrics.record_token_validation(valid=True)
+    metrics.record_auth_request(method, "success")
     g.principal = principal
     return principal
 
 
 def _from_access_token(token: str) -> Principal:
     claims = decode_access_token(token, secret=services().settings.jwt_secret)
+    if is_access_token_revoked(claims.token_id):
+        raise TokenError("revoked", "The access token has been revoked")
     membership = _membership(claims.user_id, claims.organization_id)
     if membership is None:
         raise TokenError("not_a_member", "The token's organization membership no longer exists")
+    user = membership.user
+    if not user.is_active:
+        raise TokenError("inactive_user", "The user is disabled")
+    # iat has whole seconds: compare at that precision so tokens issued by the
+    # password change itself stay valid.
+    if user.password_changed_at is not None and claims.issued_at.timestamp() < int(
+        user.password_changed_at.timestamp()
+    ):
+        raise TokenError("password_changed", "The password changed after this token was issued")
     return Principal(
         user_id=claims.user_id,
         organization_id=claims.organization_id,
         role=membership.role_name,
         permissions=permissions_of(membership.role_name),
+        token_id=claims.token_id,
+        token_expires_at=claims.expires_at,
     )
 
 
@@ -102,7 +129,8 @@ def _from_api_key(raw_key: str) -> Principal:
                 (Membership.user_id == ApiKey.user_id)
                 & (Membership.organization_id == ApiKey.organization_id),
             )
-            .where(ApiKey.key_hash == hash_token(raw_key))
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.key_hash == hash_token(raw_key), User.is_active.is_(True))
         ).first()
         if row is None:
             raise TokenError("unknown_api_key", "The API key is not valid")
@@ -133,6 +161,9 @@ def requires(permission: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = current_principal()
             if not principal.can(permission):
+                from monitoring import metrics
+
+                metrics.record_auth_failure("forbidden")
                 abort(403, f"Missing permission: {permission}")
             return view(*args, **kwargs)
 
@@ -148,6 +179,18 @@ def authenticated(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         current_principal()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def user_session(view: F) -> F:
+    """A user signed in with a Bearer token: API keys may not mint tokens or manage the account."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_principal().kind == "api_key":
+            abort(403, "This endpoint needs a user's Bearer token, not an API key")
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -30,11 +30,19 @@ class AccessClaims:
     organization_id: uuid.UUID
     role: str
     token_id: str
+    issued_at: datetime
+    expires_at: datetime
 
 
 def issue_access_token(
-    *, secret: str, user_id: uuid.UUID, organization_id: uuid.UUID, role: str,
-    permissions: frozenset[str], now: datetime, ttl: timedelta,
+    *,
+    secret: str,
+    user_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    role: str,
+    permissions: frozenset[str],
+    now: datetime,
+    ttl: timedelta,
 ) -> str:
     claims: dict[str, Any] = {
         "sub": str(user_id),
@@ -74,6 +82,8 @@ def decode_access_token(token: str, *, secret: str) -> AccessClaims:
             organization_id=uuid.UUID(claims["org"]),
             role=str(claims.get("role", "")),
             token_id=str(claims.get("jti", "")),
+            issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
     except (ValueError, TypeError) as exc:
         raise TokenError("malformed", "The access token is invalid") from exc

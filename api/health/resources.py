@@ -27,10 +27,14 @@ def ready() -> ResponseReturnValue:
         "database": _check_database(),
         "redis": _check_redis(),
     }
-    checks["migrations"] = _check_migrations() if checks["database"]["ok"] else {
-        "ok": False,
-        "error": "database unreachable",
-    }
+    checks["migrations"] = (
+        _check_migrations()
+        if checks["database"]["ok"]
+        else {
+            "ok": False,
+            "error": "database unreachable",
+        }
+    )
     ok = all(check["ok"] for check in checks.values())
     if ok:
         return jsonify(status="ready", checks=checks)

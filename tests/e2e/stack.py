@@ -99,7 +99,11 @@ class Stack:
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -114,9 +118,18 @@ class Stack:
         self._spawn(
             name,
             [
-                str(BIN / "celery"), "-A", "workers.app", "worker", "--loglevel", "INFO",
-                "--concurrency", str(self.worker_concurrency), "-n", f"{name}@%h",
-                "--without-gossip", "--without-mingle",
+                str(BIN / "celery"),
+                "-A",
+                "workers.app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(self.worker_concurrency),
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
             ],
             self.env(self.workdir / f"metrics-{name}"),
         )
@@ -125,8 +138,14 @@ class Stack:
         self._spawn(
             name,
             [
-                str(BIN / "celery"), "-A", "workers.app", "beat", "--loglevel", "INFO",
-                "--schedule", str(self.workdir / f"{name}-schedule"),
+                str(BIN / "celery"),
+                "-A",
+                "workers.app",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.workdir / f"{name}-schedule"),
             ],
             self.env(),
         )

@@ -11,7 +11,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 import models
-from models.migration import MIGRATIONS_DIR, alembic_config, create_database_if_missing, drop_database
+from models.migration import (
+    MIGRATIONS_DIR,
+    alembic_config,
+    create_database_if_missing,
+    drop_database,
+)
 
 
 def test_history_is_one_linear_chain() -> None:
@@ -48,8 +53,15 @@ def test_upgrade_from_empty_matches_the_models_and_downgrades_cleanly(database_u
 
 
 def test_every_tenant_table_carries_organization_id() -> None:
-    global_tables = {"organizations", "users", "roles", "permissions", "role_permissions",
-                     "login_attempts", "refresh_tokens"}
+    global_tables = {
+        "organizations",
+        "users",
+        "roles",
+        "permissions",
+        "role_permissions",
+        "login_attempts",
+        "refresh_tokens",
+    }
     for name, table in models.Base.metadata.tables.items():
         if name in global_tables:
             continue

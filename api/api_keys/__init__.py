@@ -1,0 +1,1 @@
+"""API keys: created with scopes no wider than their creator's permissions, shown once."""

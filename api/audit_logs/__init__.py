@@ -1,0 +1,1 @@
+"""The audit log of the caller's organization, read-only."""

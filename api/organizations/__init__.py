@@ -1,0 +1,1 @@
+"""Organizations, their members and roles; every query scoped to the caller's organization."""

@@ -1,0 +1,1 @@
+"""Identity and tenancy over HTTP: auth, API keys, organizations, audit log."""

@@ -1,0 +1,103 @@
+"""The per-IP limit of register/login/refresh (stricter than the per-principal one)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.support import API, register, unique
+
+
+@pytest.fixture
+def strict_app(base_settings: dict[str, Any]) -> Iterator[Any]:
+    from api.app import create_app
+
+    application = create_app({**base_settings, "rate_limit_auth": "3/minute"})
+    yield application
+    application.extensions["iw"].db_engine.dispose()
+
+
+def _fresh_ip() -> str:
+    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/auth/login", {"username": unique("nobody"), "password": "whatever-1"}),
+        ("/auth/refresh", {"refresh_token": "not-a-token"}),
+        ("/auth/register", {"username": "x"}),
+    ],
+)
+def test_the_fourth_auth_call_from_one_ip_in_a_minute_is_a_429(
+    strict_app: Any, path: str, body: dict[str, Any]
+) -> None:
+    client = strict_app.test_client()
+    ip = _fresh_ip()
+    counted = REGISTRY.get_sample_value("rate_limited_requests_total", {"scope": "auth"}) or 0.0
+
+    answers = [
+        client.post(API + path, json=body, environ_base={"REMOTE_ADDR": ip}) for _ in range(4)
+    ]
+
+    assert 429 not in [a.status_code for a in answers[:3]]
+    limited = answers[3]
+    assert limited.status_code == 429
+    assert limited.json["code"] == 429
+    assert limited.json["status"] == "Too Many Requests"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["X-RateLimit-Limit"] == "3"
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert int(limited.headers["X-RateLimit-Reset"]) > 0
+    assert (
+        REGISTRY.get_sample_value("rate_limited_requests_total", {"scope": "auth"}) == counted + 1
+    )
+
+
+def test_the_limit_counts_per_ip(strict_app: Any) -> None:
+    client = strict_app.test_client()
+    busy, quiet = _fresh_ip(), _fresh_ip()
+    body = {"username": unique("nobody"), "password": "whatever-1"}
+    for _ in range(3):
+        client.post(f"{API}/auth/login", json=body, environ_base={"REMOTE_ADDR": busy})
+
+    assert (
+        client.post(f"{API}/auth/login", json=body, environ_base={"REMOTE_ADDR": busy}).status_code
+        == 429
+    )
+    assert (
+        client.post(f"{API}/auth/login", json=body, environ_base={"REMOTE_ADDR": quiet}).status_code
+        == 401
+    )
+
+
+def test_answers_under_the_limit_carry_the_rate_limit_headers(strict_app: Any) -> None:
+    client = strict_app.test_client()
+
+    response = client.post(
+        f"{API}/auth/login",
+        json={"username": unique("nobody"), "password": "whatever-1"},
+        environ_base={"REMOTE_ADDR": _fresh_ip()},
+    )
+
+    assert response.status_code == 401
+    assert response.headers["X-RateLimit-Limit"] == "3"
+    assert response.headers["X-RateLimit-Remaining"] == "2"
+
+
+def test_authenticated_endpoints_are_not_under_the_auth_limit(strict_app: Any) -> None:
+    client = strict_app.test_client()
+    caller = register(client)
+
+    answers = [
+        client.get(
+            f"{API}/auth/me", headers=caller.headers, environ_base={"REMOTE_ADDR": _fresh_ip()}
+        )
+        for _ in range(5)
+    ]
+
+    assert {a.status_code for a in answers} == {200}
