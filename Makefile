@@ -19,7 +19,9 @@ install: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
-up: install system-packages
+# The web console is built when Node is there (the API serves web/dist at /).
+WEB_BUILD := $(if $(shell command -v npm 2>/dev/null),web-build)
+up: install system-packages $(WEB_BUILD)
 	@scripts/stack.sh up
 
 down:
@@ -35,7 +37,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy api engine models tasks workers monitoring
+	$(BIN)/mypy api engine models tasks workers monitoring cli
 
 importlint: install
 	$(BIN)/lint-imports
@@ -49,8 +51,19 @@ integration: install
 e2e: install system-packages
 	$(BIN)/pytest -q tests/e2e
 
-test: install system-packages lint typecheck importlint
+# web-test's browser e2e then runs inside the pytest run below (tests/e2e/web), not twice.
+test: WEB_E2E := pytest
+test: install system-packages lint typecheck importlint web-test
 	$(BIN)/pytest -q -p no:cacheprovider tests
+
+.PHONY: web-build web-test
+# The web console (web/, see README "Web console"): npm ci from the lock file, type check, vite build.
+web-build:
+	@scripts/web.sh build
+
+# Vitest component tests, the build, then the browser e2e (tests/e2e/web) in headless Chromium.
+web-test: install
+	@WEB_E2E=$(WEB_E2E) scripts/web.sh test
 
 bench: install system-packages
 	$(BIN)/python bench/engine.py

@@ -82,6 +82,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(metrics_blp)
     for blueprint in _resource_blueprints():
         api.register_blueprint(blueprint, url_prefix=API_PREFIX)
+    app.register_blueprint(__import__("api.console", fromlist=["blp"]).blp)  # the web console, last
 
 
 def _resource_blueprints() -> list[Any]:

@@ -48,7 +48,8 @@ def _after(response: Response) -> Response:
         response.status_code,
         time.perf_counter() - started,
         request.content_length or 0,
-        response.calculate_content_length() or 0,
+        # Never measure a streamed body: that would buffer it (SSE) until the stream ends.
+        0 if response.is_streamed else (response.calculate_content_length() or 0),
     )
     return response
 

@@ -49,6 +49,21 @@ class Execution(Base):
     __tablename__ = "executions"
     __table_args__ = (
         Index("ix_executions_org_created", "organization_id", "created_at"),
+        # Covering index for analytics (migration 0004): index-only scans over a time window.
+        Index(
+            "ix_executions_org_created_analytics",
+            "organization_id",
+            "created_at",
+            postgresql_include=[
+                "id",
+                "workflow_id",
+                "status",
+                "result",
+                "error_type",
+                "duration_ms",
+                "completed_at",
+            ],
+        ),
         Index("ix_executions_org_status", "organization_id", "status"),
         Index("ix_executions_org_workflow_created", "organization_id", "workflow_id", "created_at"),
         Index(
@@ -111,6 +126,19 @@ class StepRun(Base):
         UniqueConstraint("execution_id", "step_id", "branch_key", "attempt_group", "attempt"),
         Index("ix_step_runs_execution_started", "execution_id", "started_at"),
         Index("ix_step_runs_org_created", "organization_id", "created_at"),
+        Index(
+            "ix_step_runs_org_created_analytics",
+            "organization_id",
+            "created_at",
+            postgresql_include=[
+                "execution_id",
+                "step_id",
+                "step_type",
+                "status",
+                "attempt",
+                "duration_ms",
+            ],
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -71,7 +71,7 @@ up() {
     "$BIN/python" -m monitoring.assets local-config --api-port "$API_PORT" \
       --worker-port "$WORKER_METRICS_PORT" --flower-port "$FLOWER_PORT" \
       --alertmanager-port "$ALERTMANAGER_PORT" --prometheus-port "$PROMETHEUS_PORT" \
-      --rules-dir "$ROOT/monitoring/alerts" >"$RUN/prometheus.yml"
+      --rule-files "$ROOT/monitoring/alerts/*.yml" >"$RUN/prometheus.yml"
     start prometheus prometheus --config.file="$RUN/prometheus.yml" \
       --storage.tsdb.path="$ROOT/var/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
   else

@@ -7,6 +7,7 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "note: ${missing[*]} missing and cannot be installed here (not root on Debian);" \

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-
 from api.auth import account, login, sessions
 from api.auth.openapi import AUTHENTICATED_ERRORS, PUBLIC, error_responses, resource_blueprint
 from api.auth.principal import authenticated, current_principal, user_session

@@ -1,0 +1,1 @@
+"""AI endpoints: chat with the configured model and turn descriptions into workflows."""

@@ -1,0 +1,1 @@
+"""Analytics: execution, workflow, error and step statistics of an organization, in SQL."""

@@ -1,0 +1,163 @@
+"""Accepting events: store, route to matching workflows, wake matching waits, one transaction.
+
+The same idempotency key returns the first answer (stored on the event row)
+and starts nothing twice: the unique (organization, idempotency_key) index
+settles concurrent repeats.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.auth.principal import Principal
+from api.dispatch import publish_after_commit
+from api.errors import abort
+from api.pagination import paginate
+from api.services import services
+from engine.condition import evaluate
+from engine.definition import Trigger
+from engine.templating import TemplateRenderer
+from engine.trigger import event_matches
+from models.execution import DispatchOutbox, Event
+from models.workflow import Workflow
+from monitoring import metrics
+from tasks.launch import start_executions
+from tasks.resume import resume_event_waits
+from tasks.transition import record_metrics
+
+_renderer = TemplateRenderer()
+
+
+def accept_event(principal: Principal, body: Mapping[str, Any], header_key: str | None) -> Event:
+    key = body.get("idempotency_key") or header_key or None
+    if key is not None:
+        existing = _find_by_key(principal.organization_id, key)
+        if existing is not None:
+            return existing
+    try:
+        event = _store_and_route(principal, body, key)
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it did.
+        existing = _find_by_key(principal.organization_id, key) if key else None
+        if existing is None:
+            raise
+        return existing
+    metrics.record_event_received(event.event_type)
+    return event
+
+
+def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | None) -> Event:
+    now = datetime.now(UTC)
+    payload = dict(body.get("payload") or {})
+    with services().unit_of_work() as uow:
+        session = uow.session
+        matching = [
+            (workflow, uuid.uuid4())
+            for workflow in _matching_workflows(
+                session, principal.organization_id, body["event_type"], payload
+            )
+        ]
+        # The answer is stored with the event, so a repeated key returns it as is.
+        event = Event(
+            id=uuid.uuid4(),
+            organization_id=principal.organization_id,
+            event_type=body["event_type"],
+            source=body.get("source"),
+            payload=payload,
+            idempotency_key=key,
+            received_at=now,
+            triggered_workflows=[workflow.workflow_id for workflow, _ in matching],
+            execution_ids=[str(execution_id) for _, execution_id in matching],
+        )
+        session.add(event)
+        session.flush()  # a duplicate key fails here, before any execution exists
+        tickets: list[DispatchOutbox] = []
+        if matching:
+            launches = start_executions(
+                session,
+                matching,
+                payload,
+                now=now,
+                trigger_type="event",
+                event=event,
+                created_by=principal.user_id,
+            )
+            tickets.extend(launch.ticket for launch in launches)
+        resumed = resume_event_waits(session, event, now=now)
+        for applied in resumed:
+            tickets.extend(applied.tickets)
+            uow.after_commit(partial(record_metrics, applied))
+        publish_after_commit(uow, tickets)
+        uow.commit()
+    return event
+
+
+def _matching_workflows(
+    session: Session, organization_id: uuid.UUID, event_type: str, payload: dict[str, Any]
+) -> list[Workflow]:
+    candidates = session.scalars(
+        select(Workflow)
+        .where(
+            Workflow.organization_id == organization_id,
+            Workflow.enabled.is_(True),
+            Workflow.trigger_type == "event",
+        )
+        .order_by(Workflow.workflow_id)
+    ).all()
+    return [
+        workflow
+        for workflow in candidates
+        if event_matches(
+            Trigger.from_dict(workflow.definition.get("trigger") or {}),
+            event_type,
+            payload,
+            _filter_holds,
+        )
+    ]
+
+
+def _filter_holds(condition: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    try:
+        return evaluate(condition, payload, render=lambda value: _renderer.render(value, payload))
+    except Exception:  # a filter that cannot be evaluated does not match
+        return False
+
+
+def _find_by_key(organization_id: uuid.UUID, key: str) -> Event | None:
+    with services().session_factory() as session:
+        return session.scalars(
+            select(Event).where(
+                Event.organization_id == organization_id, Event.idempotency_key == key
+            )
+        ).first()
+
+
+def list_events(organization_id: uuid.UUID, query: Mapping[str, Any]) -> dict[str, Any]:
+    statement = select(Event).where(Event.organization_id == organization_id)
+    if query.get("event_type"):
+        statement = statement.where(Event.event_type == query["event_type"])
+    if query.get("since"):
+        statement = statement.where(Event.received_at >= query["since"])
+    if query.get("until"):
+        statement = statement.where(Event.received_at < query["until"])
+    statement = statement.order_by(Event.received_at.desc(), Event.id)
+    with services().session_factory() as session:
+        return paginate(session, statement, query["page"], query["page_size"], "events")
+
+
+def get_event(organization_id: uuid.UUID, event_id: uuid.UUID) -> Event:
+    with services().session_factory() as session:
+        event = session.scalars(
+            select(Event).where(Event.id == event_id, Event.organization_id == organization_id)
+        ).first()
+    if event is None:
+        abort(404, "Event not found")
+    return event

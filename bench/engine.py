@@ -1,0 +1,453 @@
+"""Engine benchmark: 300 executions of a 5-step no-op workflow, end to end, against the
+Celery-chain floor measured in the same run (shared/bench/celery_floor.py --pg).
+
+    .venv/bin/python bench/engine.py [-n 300] [--skip-floor] [--skip-ingest]
+
+Starts, on a throwaway database and dedicated Redis DBs: gunicorn (2 workers,
+flags on the command line, no gunicorn.conf.py) and a Celery worker (prefork,
+2 processes) plus beat; sends N events through POST /api/v1/events from 8
+client threads; waits until every execution finished; prints executions/s,
+steps/s and the p50/p95/p99 of event accepted -> execution finished. Then it
+stops the stack, runs the floor (its own worker, `run -e N -s 5 --pg`) and
+prints the ratio. With `wrk` installed it also compares POST /api/v1/events
+throughput with shared/bench/ingest_floor.py under the same gunicorn flags.
+
+The per-principal rate limit (default 100/s) is raised to 1000000/second for
+the run through RATE_LIMIT_DEFAULT; the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SHARED_BENCH = ROOT.parent / "shared" / "bench"
+SERVER_URL = os.environ.get(
+    "BENCH_DATABASE_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_APP = "redis://127.0.0.1:6379/10"
+REDIS_BROKER = "redis://127.0.0.1:6379/11"
+RATE_LIMIT = "1000000/second"
+STEPS = 5
+CLIENT_THREADS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def workflow(event: str) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [
+        {
+            "id": f"s{i}",
+            "type": "execute",
+            "execute": [{"type": "set", "values": {f"v{i}": i}}],
+            "next": f"s{i + 1}",
+        }
+        for i in range(1, STEPS)
+    ]
+    steps.append({"id": f"s{STEPS}", "type": "action", "action": {"type": "allow"}})
+    return {
+        "workflow_id": "bench_noop",
+        "version": "1",
+        "name": "Five no-op steps",
+        "enabled": True,
+        "definition": {"trigger": {"type": "event", "event": event}, "steps": steps},
+    }
+
+
+class Processes:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            self.running[name] = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, name: str) -> None:
+        process = self.running.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+
+def stack_env(database_url: str, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
+    env.update(
+        {
+            "APP_ENV": "test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": REDIS_APP,
+            "CELERY_BROKER_URL": REDIS_BROKER,
+            "JWT_SECRET": "bench-secret-" + secrets.token_hex(8),
+            "RATE_LIMIT_DEFAULT": RATE_LIMIT,
+            "RATE_LIMIT_AUTH": "100000/minute",
+            "LOG_LEVEL": "WARNING",
+            "API_PORT": str(port),
+            "WORKER_METRICS_PORT": str(free_port()),
+            "WORKER_CONCURRENCY": "2",
+        }
+    )
+    return env
+
+
+def gunicorn_command(port: int, app: str) -> list[str]:
+    # Flags only: the same settings for the platform and for the ingest floor.
+    return [
+        str(BIN / "gunicorn"),
+        "-c",
+        "/dev/null",
+        "-w",
+        "2",
+        "-k",
+        "sync",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        app,
+    ]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not become ready")
+
+
+def register(base: str) -> str:
+    name = "bench" + secrets.token_hex(4)
+    body = {"username": name, "email": f"{name}@example.com", "password": "correct-horse-9"}
+    httpx.post(f"{base}/auth/register", json=body, timeout=10).raise_for_status()
+    login = httpx.post(
+        f"{base}/auth/login", json={"username": name, "password": body["password"]}, timeout=10
+    )
+    login.raise_for_status()
+    return str(login.json()["access_token"])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def worker_command() -> list[str]:
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "workers.app",
+        "worker",
+        "-c",
+        "2",
+        "-P",
+        "prefork",
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        # e.g. BENCH_WORKER_ARGS="--prefetch-multiplier 4" to compare settings
+        *os.environ.get("BENCH_WORKER_ARGS", "").split(),
+    ]
+
+
+def wait_finished(db: Any, n: int, started: float) -> None:
+    while True:
+        with db.connect() as connection:
+            done = connection.execute(
+                text(
+                    "SELECT count(*) FROM executions"
+                    " WHERE status IN ('completed', 'failed', 'cancelled')"
+                )
+            ).scalar_one()
+        if done >= n:
+            return
+        if time.perf_counter() - started > 600:
+            raise SystemExit(f"only {done}/{n} executions finished in 600 s")
+        time.sleep(0.05)
+
+
+def run_engine(
+    n: int, processes: Processes, database_url: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    port = free_port()
+    env = stack_env(database_url, port)
+    processes.spawn("api", gunicorn_command(port, "api.wsgi:app"), env)
+    processes.spawn("worker", worker_command(), env)
+    processes.spawn(
+        "beat",
+        [
+            str(BIN / "celery"),
+            "-A",
+            "workers.app",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(processes.workdir / "beat-schedule"),
+        ],
+        env,
+    )
+    wait_http(f"http://127.0.0.1:{port}/ready")
+    base = f"http://127.0.0.1:{port}/api/v1"
+    headers = {"Authorization": f"Bearer {register(base)}"}
+    event = "bench.noop"
+    httpx.post(
+        f"{base}/workflows", json=workflow(event), headers=headers, timeout=10
+    ).raise_for_status()
+    time.sleep(2)  # let the worker finish booting its pool
+
+    def send(i: int) -> str:
+        with httpx.Client(headers=headers, timeout=30) as client:
+            response = client.post(
+                f"{base}/events", json={"event_type": event, "payload": {"i": i}}
+            )
+            response.raise_for_status()
+            return str(response.json()["execution_ids"][0])
+
+    db = create_engine(database_url)
+    # Phase 1, end to end: events through the API while the worker runs them.
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        ids = list(pool.map(send, range(n)))
+    accepted_s = time.perf_counter() - started
+    wait_finished(db, n, started)
+    end_to_end = _summary(db, ids, n, accepted_s)
+    # Phase 2, the engine alone: the same load queued first (worker stopped), then
+    # drained; measured from the first step started to the last execution finished.
+    processes.stop("worker")
+    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        queued = list(pool.map(send, range(n)))
+    processes.spawn("worker", worker_command(), env)
+    wait_finished(db, 2 * n, time.perf_counter())
+    with db.connect() as connection:
+        drain_span = connection.execute(
+            text(
+                "SELECT extract(epoch FROM max(e.completed_at) - min(s.started_at)) "
+                "FROM executions e JOIN step_runs s ON s.execution_id = e.id"
+                " WHERE e.id::text = ANY(:ids)"
+            ),
+            {"ids": queued},
+        ).scalar_one()
+    db.dispose()
+    for name in ("beat", "worker", "api"):
+        processes.stop(name)
+    drain = {"span_s": float(drain_span), "steps_per_s": n * STEPS / float(drain_span)}
+    return end_to_end, drain
+
+
+def _summary(db: Any, ids: list[str], n: int, accepted_s: float) -> dict[str, float]:
+    with db.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT status, extract(epoch FROM completed_at - started_at) FROM executions "
+                "WHERE id::text = ANY(:ids)"
+            ),
+            {"ids": ids},
+        ).all()
+        span = connection.execute(
+            text(
+                "SELECT extract(epoch FROM max(completed_at) - min(started_at)) FROM executions "
+                "WHERE id::text = ANY(:ids)"
+            ),
+            {"ids": ids},
+        ).scalar_one()
+    failed = [r for r in rows if r[0] != "completed"]
+    latencies = [float(r[1]) for r in rows]
+    return {
+        "executions": n,
+        "failed": len(failed),
+        "accept_s": accepted_s,
+        "span_s": float(span),
+        "exec_per_s": n / float(span),
+        "steps_per_s": n * STEPS / float(span),
+        "p50": percentile(latencies, 0.50),
+        "p95": percentile(latencies, 0.95),
+        "p99": percentile(latencies, 0.99),
+    }
+
+
+def run_floor(n: int, processes: Processes) -> float | None:
+    script = SHARED_BENCH / "celery_floor.py"
+    if not script.exists():
+        print(f"floor: {script} not found, skipped")
+        return None
+    env = {**os.environ, "FLOOR_PG": "dbname=postgres user=postgres host=127.0.0.1"}
+    redis.Redis.from_url(env.get("FLOOR_BROKER", "redis://127.0.0.1:6379/15")).flushdb()
+    processes.spawn(
+        "floor-worker", [sys.executable, str(script), "worker"], env, cwd=processes.workdir
+    )
+    time.sleep(4)
+    out = subprocess.run(
+        [sys.executable, str(script), "run", "-e", str(n), "-s", str(STEPS), "--pg"],
+        env=env,
+        cwd=processes.workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    ).stdout
+    processes.stop("floor-worker")
+    print("floor:", out.strip())
+    match = re.search(r"steps_per_s=([\d.]+)", out)
+    return float(match.group(1)) if match else None
+
+
+def wrk_rps(url: str, token: str) -> float:
+    script = SHARED_BENCH / "post_event.lua"
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", "-d10s", "-s", str(script), url, "--", token],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non_2xx:
+        print(f"  warning: {non_2xx.group(1)} non-2xx answers")
+    return float(match.group(1)) if match else 0.0
+
+
+def run_ingest(processes: Processes, database_url: str) -> None:
+    if shutil.which("wrk") is None:
+        print("ingest: wrk not installed (apt-get install -y wrk), skipped")
+        return
+    port = free_port()
+    env = stack_env(database_url, port)
+    processes.spawn("api", gunicorn_command(port, "api.wsgi:app"), env)
+    wait_http(f"http://127.0.0.1:{port}/ready")
+    base = f"http://127.0.0.1:{port}/api/v1"
+    token = register(base)
+    # A matching workflow, so each event also starts an execution (as in the floor's publish).
+    headers = {"Authorization": f"Bearer {token}"}
+    httpx.post(
+        f"{base}/workflows", json=workflow("order.checkout.initiated"), headers=headers, timeout=10
+    )
+    platform = wrk_rps(f"{base}/events", f"Bearer {token}")
+    processes.stop("api")
+    floor_port = free_port()
+    floor_env = {**os.environ, "FLOOR_PG": "dbname=postgres user=postgres host=127.0.0.1"}
+    processes.spawn(
+        "ingest-floor",
+        gunicorn_command(floor_port, "ingest_floor:app"),
+        floor_env,
+        cwd=SHARED_BENCH,
+    )
+    time.sleep(2)
+    floor = wrk_rps(f"http://127.0.0.1:{floor_port}/e", "unused")
+    processes.stop("ingest-floor")
+    print(
+        f"ingest: POST /api/v1/events {platform:.0f} req/s (wrk -t2 -c16 -d10s, gunicorn -w 2 sync)"
+    )
+    print(f"ingest: floor (ingest_floor.py)  {floor:.0f} req/s")
+    if floor:
+        print(f"ingest efficiency: {platform / floor:.2f}")
+
+
+def report(result: dict[str, float], drain: dict[str, float], floor: float | None) -> None:
+    print(
+        f"engine end to end: executions={result['executions']:.0f} failed={result['failed']:.0f} "
+        f"exec_per_s={result['exec_per_s']:.1f} steps_per_s={result['steps_per_s']:.1f}"
+    )
+    print(
+        f"  first accepted -> last finished {result['span_s']:.2f}s; "
+        f"all {result['executions']:.0f} events accepted in {result['accept_s']:.2f}s"
+    )
+    print(
+        "  event accepted -> execution finished: "
+        f"p50={result['p50'] * 1000:.0f}ms p95={result['p95'] * 1000:.0f}ms "
+        f"p99={result['p99'] * 1000:.0f}ms"
+    )
+    print(
+        f"engine alone (events queued first, then drained): steps_per_s={drain['steps_per_s']:.1f} "
+        f"exec_per_s={drain['steps_per_s'] / STEPS:.1f}"
+    )
+    print(f"  first step started -> last execution finished {drain['span_s']:.2f}s")
+    if floor:
+        end_to_end, alone = result["steps_per_s"] / floor, drain["steps_per_s"] / floor
+        print(f"efficiency end to end (steps/s / floor --pg steps/s): {end_to_end:.2f}")
+        print(f"efficiency engine alone (steps/s / floor --pg steps/s): {alone:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-n", type=int, default=300)
+    parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    from sqlalchemy.engine import make_url
+
+    from models.migration import create_database_if_missing, drop_database, upgrade_to_head
+
+    name = f"iw_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    database_url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    workdir = Path(f"/tmp/{name}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for url in (REDIS_APP, REDIS_BROKER):
+        redis.Redis.from_url(url).flushdb()
+    create_database_if_missing(database_url)
+    processes = Processes(workdir)
+    print(f"rate limit raised for the bench: RATE_LIMIT_DEFAULT={RATE_LIMIT}")
+    print(f"logs: {workdir}")
+    try:
+        upgrade_to_head(database_url)
+        result, drain = run_engine(args.n, processes, database_url)
+        report(result, drain, None if args.skip_floor else run_floor(args.n, processes))
+        if not args.skip_ingest:
+            run_ingest(processes, database_url)
+    finally:
+        processes.stop_all()
+        drop_database(database_url)
+        for url in (REDIS_APP, REDIS_BROKER):
+            redis.Redis.from_url(url).flushdb()
+
+
+if __name__ == "__main__":
+    main()

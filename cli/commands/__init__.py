@@ -1,0 +1,1 @@
+"""The `iwctl` commands, one module per area."""

@@ -1,0 +1,220 @@
+"""The dispatch interface: outbox tickets written with a state change, published after commit.
+
+A ticket is a `dispatch_outbox` row naming one step attempt to run. It is
+inserted in the same transaction as the state change that makes the step due,
+published to Celery only after that commit, and deleted by the step task in
+the transaction that consumes it. A ticket that still exists at its
+`available_at` is (re)published by the relay: that covers a publish lost
+between commit and broker, a message lost by the broker, and delayed retries
+(whose `available_at` is their due time). Publishing is therefore best effort;
+the outbox is the guarantee.
+
+This module is what the API may import (SPEC layering): it knows task names
+and message shapes, never task bodies.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from celery import Celery, current_app
+from celery.signals import after_task_publish
+from sqlalchemy.orm import Session
+
+from models.execution import DispatchOutbox
+
+log = structlog.get_logger(__name__)
+
+RUN_STEP = "workflows.run_step"
+RELAY_OUTBOX = "workflows.relay_outbox"
+SWEEP_STUCK = "workflows.sweep_stuck"
+TASK_NAMES = (RUN_STEP, RELAY_OUTBOX, SWEEP_STUCK)
+QUEUE = "workflows"
+
+# A published ticket not consumed within this time is published again by the relay.
+REDELIVERY_GRACE = timedelta(seconds=15)
+# Steps run at most this long (SPEC: step `timeout`); the default applies when a
+# step names none. The broker's visibility timeout must exceed the maximum.
+DEFAULT_STEP_LIMIT = timedelta(minutes=5)
+MAX_STEP_LIMIT = timedelta(hours=1)
+VISIBILITY_TIMEOUT = MAX_STEP_LIMIT * 2
+# Celery's soft limit only backs up our own deadlines (HTTP timeouts, the step budget).
+SOFT_LIMIT_GRACE_SECONDS = 5
+HARD_LIMIT_GRACE_SECONDS = 15
+
+
+def publisher_config(broker_url: str) -> dict[str, Any]:
+    """Settings every process that publishes or consumes must agree on."""
+    return {
+        "broker_url": broker_url,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": QUEUE,
+        "task_ignore_result": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": int(VISIBILITY_TIMEOUT.total_seconds()),
+        },
+        # Publishing happens after a commit: fail fast, the relay re-publishes.
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One dispatch: the outbox row id and the step attempt it names."""
+
+    outbox_id: int
+    execution_id: str
+    step_id: str
+    branch_key: str
+    attempt_group: int
+    attempt: int
+    limit_seconds: float
+
+    @classmethod
+    def from_row(cls, row: DispatchOutbox) -> Ticket:
+        payload = row.payload
+        return cls(
+            outbox_id=row.id,
+            execution_id=str(row.execution_id),
+            step_id=payload["step_id"],
+            branch_key=payload.get("branch_key", ""),
+            attempt_group=int(payload.get("attempt_group", 1)),
+            attempt=int(payload.get("attempt", 1)),
+            limit_seconds=float(payload.get("limit_seconds", DEFAULT_STEP_LIMIT.total_seconds())),
+        )
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "outbox_id": self.outbox_id,
+            "execution_id": self.execution_id,
+            "step_id": self.step_id,
+            "branch_key": self.branch_key,
+            "attempt_group": self.attempt_group,
+            "attempt": self.attempt,
+            "limit_seconds": self.limit_seconds,
+            # For workflow_dispatch_latency_seconds (committed -> started).
+            "sent_at": time.time(),
+        }
+
+
+def step_limit(timeout: timedelta | None) -> timedelta:
+    """How long one attempt of a step may run: its timeout, capped."""
+    return min(timeout or DEFAULT_STEP_LIMIT, MAX_STEP_LIMIT)
+
+
+def add_ticket(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    execution_id: uuid.UUID,
+    step_id: str,
+    now: datetime,
+    limit: timedelta,
+    attempt_group: int = 1,
+    attempt: int = 1,
+    branch_key: str = "",
+    due_at: datetime | None = None,
+) -> DispatchOutbox:
+    """Insert a ticket in the caller's transaction.
+
+    Without `due_at` the caller publishes it after commit and the relay only
+    steps in after REDELIVERY_GRACE; with `due_at` (a retry backoff) the relay
+    publishes it when it falls due.
+    """
+    row = DispatchOutbox(
+        organization_id=organization_id,
+        execution_id=execution_id,
+        task_name=RUN_STEP,
+        payload={
+            "step_id": step_id,
+            "branch_key": branch_key,
+            "attempt_group": attempt_group,
+            "attempt": attempt,
+            "limit_seconds": limit.total_seconds(),
+            # A backoff: only the relay publishes it, once due.
+            "delayed": due_at is not None,
+        },
+        available_at=due_at if due_at is not None else now + REDELIVERY_GRACE,
+    )
+    session.add(row)
+    return row
+
+
+def is_immediate(row: DispatchOutbox) -> bool:
+    """Whether a ticket is published right after its commit (a backoff is not)."""
+    return not row.payload.get("delayed", False)
+
+
+class Publisher:
+    """Sends tickets to the broker by task name; never imports task bodies."""
+
+    def __init__(self, celery_app: Celery) -> None:
+        self._app = celery_app
+
+    @classmethod
+    def for_broker(cls, broker_url: str) -> Publisher:
+        app = Celery("iw-publisher", set_as_current=False)
+        app.conf.update(publisher_config(broker_url))
+        connect_publish_metrics()
+        return cls(app)
+
+    @classmethod
+    def for_current_app(cls) -> Publisher:
+        return cls(current_app)
+
+    def publish(self, tickets: Iterable[Ticket]) -> int:
+        """Publish each ticket; a broker failure is logged, not raised (the relay retries)."""
+        published = 0
+        for ticket in tickets:
+            limit = ticket.limit_seconds
+            try:
+                self._app.send_task(
+                    RUN_STEP,
+                    kwargs=ticket.message(),
+                    queue=QUEUE,
+                    soft_time_limit=limit + SOFT_LIMIT_GRACE_SECONDS,
+                    time_limit=limit + HARD_LIMIT_GRACE_SECONDS,
+                )
+            except Exception as exc:  # any broker failure: the ticket stays for the relay
+                log.warning("publish_failed", outbox_id=ticket.outbox_id, error=repr(exc))
+                continue
+            published += 1
+        return published
+
+    def publish_rows(self, rows: Iterable[DispatchOutbox]) -> int:
+        return self.publish(Ticket.from_row(row) for row in rows)
+
+    def send(self, task_name: str, kwargs: Mapping[str, Any] | None = None) -> None:
+        self._app.send_task(task_name, kwargs=dict(kwargs or {}), queue=QUEUE)
+
+
+def _record_sent(
+    sender: str | None = None, headers: Any = None, routing_key: str = "", **_: Any
+) -> None:
+    from monitoring import metrics
+
+    name = sender or (headers or {}).get("task") or "unknown"
+    metrics.record_celery_task_event("sent", name, socket.gethostname(), routing_key or QUEUE)
+
+
+def connect_publish_metrics() -> None:
+    """Count celery_task_sent_total in whichever process publishes (API, worker, beat).
+
+    Lives here rather than in workers/ because the API publishes too and must
+    not import workers; `dispatch_uid` makes repeated calls harmless.
+    """
+    after_task_publish.connect(_record_sent, weak=False, dispatch_uid="iw-celery-sent")

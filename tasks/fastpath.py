@@ -1,0 +1,201 @@
+"""The common case written in one round trip: an atomic step that succeeded and moves on.
+
+When a step touched nothing outside Postgres, wrote no records, and the
+engine decided "continue to step X" or "finish", its whole transition is four
+statements: consume the ticket, insert the step-run row, update the execution
+(compare-and-set on `version`), insert the next ticket. They are sent together
+as one multi-statement query, so a step costs the floor's round trips (lock,
+write, commit) rather than one per statement through the ORM's unit of work.
+Anything else (failures, retries, approvals, waits, record writes, branches)
+takes the general path in tasks.transition; both write the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.context import deep_merge
+from engine.machine import Continue, Finish, decide_after_success
+from engine.outcome import StepOutcome
+from engine.state import ExecutionStatus
+from models.execution import DispatchOutbox
+from monitoring import metrics
+from tasks.dispatch import REDELIVERY_GRACE, RUN_STEP, step_limit
+from tasks.stepping import StepAttempt
+from tasks.transition import Applied, current_result
+
+_CONSUME = "DELETE FROM dispatch_outbox WHERE id = %(outbox_id)s;"
+_STEP_RUN = (
+    "INSERT INTO step_runs (id, organization_id, execution_id, step_id, step_type, branch_key,"
+    " attempt_group, attempt, status, input, output, started_at, completed_at, duration_ms)"
+    " VALUES (%(run_id)s, %(organization_id)s, %(execution_id)s, %(step_id)s, %(step_type)s, '',"
+    " %(attempt_group)s, %(attempt)s, 'completed', %(input)s::jsonb, %(output)s::jsonb,"
+    " %(started_at)s, %(now)s, %(duration_ms)s);"
+)
+_CONTINUE = (
+    "UPDATE executions SET context = %(context)s::jsonb, current_step_id = %(next_step_id)s,"
+    " result = %(result)s, status = 'running', version = version + 1, heartbeat_at = %(now)s,"
+    " deadline_at = %(deadline_at)s, updated_at = now()"
+    " WHERE id = %(execution_id)s AND version = %(version)s;"
+)
+_NEXT_TICKET = (
+    "INSERT INTO dispatch_outbox (organization_id, execution_id, task_name, payload, available_at)"
+    " SELECT %(organization_id)s, %(execution_id)s, %(task_name)s, %(ticket)s::jsonb,"
+    " %(available_at)s WHERE EXISTS"
+    " (SELECT 1 FROM executions WHERE id = %(execution_id)s AND version = %(version)s + 1)"
+    " RETURNING id"
+)
+_FINISH = (
+    "UPDATE executions SET context = %(context)s::jsonb, status = %(status)s, result = %(result)s,"
+    " error_type = %(error_type)s, error_message = %(error_message)s, completed_at = %(now)s,"
+    " duration_ms = %(duration_ms_total)s, running_seconds = %(running_seconds)s,"
+    " deadline_at = NULL, heartbeat_at = %(now)s, version = version + 1, updated_at = now()"
+    " WHERE id = %(execution_id)s AND version = %(version)s"
+    " RETURNING version"
+)
+
+
+def try_fast_write(
+    session: Session, attempt: StepAttempt, outcome: StepOutcome, outbox_id: int, now: datetime
+) -> Applied | None:
+    """Write the transition in one round trip, or None when the general path must do it."""
+    execution = attempt.execution
+    if attempt.branch_key or attempt.run is not None or attempt.log_lines:
+        return None
+    if attempt.records is not None and attempt.records.has_writes:
+        return None
+    decision = decide_after_success(
+        attempt.definition, attempt.step, outcome, current_result(execution)
+    )
+    if not isinstance(decision, Continue | Finish):
+        return None
+    context = deep_merge(
+        deep_merge(deep_merge(attempt.context, attempt.extra_updates), outcome.context_updates),
+        decision.context_updates,
+    )
+    params = _common(attempt, outcome, outbox_id, now, context)
+    applied = Applied("completed")
+    slug, step_id = execution.workflow_id, attempt.step.id
+    seconds = params["duration_ms"] / 1000
+    applied.after_commit.append(lambda: metrics.record_step(slug, step_id, "completed", seconds))
+    if isinstance(decision, Continue):
+        return _continue(session, attempt, decision, params, applied)
+    return _finish(session, attempt, decision, params, applied)
+
+
+def _common(
+    attempt: StepAttempt,
+    outcome: StepOutcome,
+    outbox_id: int,
+    now: datetime,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    execution = attempt.execution
+    return {
+        "outbox_id": outbox_id,
+        "run_id": uuid.uuid4(),
+        "organization_id": execution.organization_id,
+        "execution_id": execution.id,
+        "step_id": attempt.step.id,
+        "step_type": attempt.step.type,
+        "attempt_group": execution.attempt_group,
+        "attempt": attempt.attempt,
+        "input": json.dumps(outcome.input),
+        "output": json.dumps(outcome.output),
+        "started_at": attempt.started_at,
+        "now": now,
+        "duration_ms": int(max((now - attempt.started_at).total_seconds(), 0) * 1000),
+        "context": json.dumps(context),
+        "version": execution.version,
+    }
+
+
+def _continue(
+    session: Session,
+    attempt: StepAttempt,
+    decision: Continue,
+    params: dict[str, Any],
+    applied: Applied,
+) -> Applied:
+    execution = attempt.execution
+    step = attempt.definition.step(decision.step_id)
+    ticket_payload = {
+        "step_id": step.id,
+        "branch_key": "",
+        "attempt_group": execution.attempt_group,
+        "attempt": 1,
+        "limit_seconds": step_limit(step.timeout).total_seconds(),
+        "delayed": False,
+    }
+    now = params["now"]
+    available_at = now + REDELIVERY_GRACE
+    deadline_at = execution.deadline_at
+    if deadline_at is None:  # not counted as running yet: start the budget now
+        used = timedelta(seconds=execution.running_seconds or 0.0)
+        deadline_at = now + max(attempt.definition.timeout - used, timedelta(0))
+    params.update(
+        next_step_id=step.id,
+        result=decision.result.value if decision.result is not None else None,
+        deadline_at=deadline_at,
+        task_name=RUN_STEP,
+        ticket=json.dumps(ticket_payload),
+        available_at=available_at,
+    )
+    sql = _CONSUME + _STEP_RUN + _CONTINUE + _NEXT_TICKET
+    row = session.connection().exec_driver_sql(sql, params).first()
+    if row is None:
+        raise RuntimeError("compare-and-set failed under the execution lock")  # cannot happen
+    applied.tickets.append(
+        DispatchOutbox(
+            id=row[0],
+            organization_id=execution.organization_id,
+            execution_id=execution.id,
+            task_name=RUN_STEP,
+            payload=ticket_payload,
+            available_at=available_at,
+        )
+    )
+    # The ORM's copy is stale now; nothing else reads it in this transaction.
+    session.expire(execution)
+    return applied
+
+
+def _finish(
+    session: Session,
+    attempt: StepAttempt,
+    decision: Finish,
+    params: dict[str, Any],
+    applied: Applied,
+) -> Applied:
+    now = params["now"]
+    execution = attempt.execution
+    running = execution.running_seconds or 0.0
+    if execution.deadline_at is not None:
+        remaining = (execution.deadline_at - now).total_seconds()
+        running = max(attempt.definition.timeout.total_seconds() - remaining, 0.0)
+    started = execution.started_at or now
+    status = decision.status.value
+    params.update(
+        status=status,
+        result=decision.result.value if decision.result is not None else None,
+        error_type=decision.error_type.value if decision.error_type is not None else None,
+        error_message=decision.message if decision.status != ExecutionStatus.COMPLETED else None,
+        duration_ms_total=int((now - started).total_seconds() * 1000),
+        running_seconds=running,
+    )
+    slug, trigger, error_type = execution.workflow_id, execution.trigger_type, params["error_type"]
+    seconds = (now - started).total_seconds()
+    sql = _CONSUME + _STEP_RUN + _FINISH
+    if session.connection().exec_driver_sql(sql, params).first() is None:
+        raise RuntimeError("compare-and-set failed under the execution lock")  # cannot happen
+    session.expire(execution)
+    applied.label = status
+    applied.after_commit.append(
+        lambda: metrics.record_execution_finished(slug, status, trigger, seconds, error_type)
+    )
+    return applied

@@ -1,0 +1,289 @@
+"""Foreach steps: one task per item, at most `concurrency` in flight, joined once, in item order.
+
+The foreach step's own step-run row stays `running` while its items run; its
+`input` holds the planned items (rendered once, when the step started) and
+its `output` how many were dispatched. Each item runs the step's body in order
+in one task (branch key `<foreach id>/<index>`), with its effects keyed by
+item and body step, so a retried item replays what already succeeded. A body
+step with a `retry` policy retries the whole item (same keys). Whichever item
+ends last, under the execution row lock, dispatches nothing more and joins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.context import deep_merge
+from engine.definition import Step
+from engine.errors import StepError
+from engine.executor import run_step
+from engine.fanout import foreach_body, item_outcome, join_foreach, plan_foreach
+from engine.machine import RetryAt, decide_after_join, idempotency_key, retry_due
+from engine.outcome import BranchOutcome, StepOutcome
+from engine.port import StepPorts
+from engine.state import StepRunStatus
+from engine.templating import TemplateRenderer
+from models.execution import DispatchOutbox, Execution, StepRun
+from tasks.stepping import StepAttempt, retry_rng
+from tasks.transition import (
+    Applied,
+    apply_decision,
+    apply_records,
+    branch_output,
+    current_result,
+    schedule_retry,
+    step_metric,
+    ticket_step,
+)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """How one item's body ran: the outcome to join, and the failure if any."""
+
+    index: int
+    outcome: BranchOutcome
+    failed_step: Step | None = None
+    error: StepError | None = None
+
+
+def item_key(step_id: str, index: int) -> str:
+    return f"{step_id}/{index}"
+
+
+def item_index(branch_key: str) -> int:
+    return int(branch_key.rsplit("/", 1)[1])
+
+
+def is_item(step: Step, branch_key: str) -> bool:
+    return step.type == "foreach" and bool(branch_key)
+
+
+# --- starting -------------------------------------------------------------------------------
+def start_foreach(
+    session: Session, attempt: StepAttempt, renderer: TemplateRenderer, now: datetime
+) -> Applied:
+    """Plan the items (StepError if the list does not render) and dispatch the first ones."""
+    step = attempt.step
+    assert step.foreach is not None
+    overlays = plan_foreach(step, attempt.context, renderer)
+    run = attempt.mark_running(session, now)
+    first = min(max(step.foreach.concurrency, 1), len(overlays))
+    run.input = {"items": overlays}
+    run.output = {"dispatched": first}
+    execution = attempt.execution
+    execution.context = deep_merge(attempt.context, attempt.extra_updates)
+    execution.version += 1
+    execution.heartbeat_at = now
+    applied = Applied("fanned_out")
+    if not overlays:
+        return _join(session, attempt, run, [], now=now, applied=applied)
+    for index in range(first):
+        applied.tickets.append(
+            ticket_step(session, execution, step, now, branch_key=item_key(step.id, index))
+        )
+    return applied
+
+
+# --- running one item -----------------------------------------------------------------------
+def run_item(
+    session: Session,
+    attempt: StepAttempt,
+    ports: StepPorts,
+    renderer: TemplateRenderer,
+    rules: Any,
+) -> ItemResult:
+    """Run the item's body in order; stops at the first failure or false condition."""
+    index = item_index(attempt.branch_key)
+    parent = _parent_run(session, attempt.execution, attempt.step)
+    overlays = (parent.input or {}).get("items") if parent is not None else None
+    if not overlays or index >= len(overlays):
+        error = StepError(
+            "validation", f"foreach item {index} has no planned value", retryable=False
+        )
+        return ItemResult(index, BranchOutcome.from_error(error), attempt.step, error)
+    context = deep_merge(attempt.context, overlays[index])
+    execution = attempt.execution
+    ran: list[tuple[str, StepOutcome | StepError]] = []
+    for body in foreach_body(attempt.step):
+        key = idempotency_key(
+            str(execution.id), f"{attempt.step.id}[{index}]/{body.id}", execution.attempt_group
+        )
+        try:
+            outcome = run_step(body, context, ports, renderer, rules=rules, idempotency_key=key)
+        except StepError as exc:
+            ran.append((body.id, exc))
+            return ItemResult(index, item_outcome(ran), body, exc)
+        ran.append((body.id, outcome))
+        context = deep_merge(context, outcome.context_updates)
+        if outcome.condition_result is False:
+            break
+    return ItemResult(index, item_outcome(ran))
+
+
+def apply_item(
+    session: Session, attempt: StepAttempt, result: ItemResult, now: datetime
+) -> Applied:
+    """Record the item; retry it, dispatch the next item, or join."""
+    failed = result.error is not None or not result.outcome.passed
+    status = StepRunStatus.FAILED if failed else StepRunStatus.COMPLETED
+    output = branch_output(result.outcome, result.outcome.output)
+    if result.error is not None:
+        output["error"] = result.error.to_dict()
+    attempt.finish_run(
+        session,
+        status,
+        now,
+        input={"index": result.index},
+        output=output,
+        error_message=None if result.error is None else result.error.message,
+        error_code=None if result.error is None else result.error.code[:50],
+    )
+    if not failed:
+        apply_records(attempt)
+    applied = Applied("item_completed" if not failed else "item_failed")
+    step_metric(applied, attempt, status)
+    if result.error is not None and result.failed_step is not None:
+        due = retry_due(result.failed_step, result.error, attempt.attempt, now, retry_rng)
+        if due is not None:
+            retry = RetryAt(step_id=attempt.step.id, due=due, attempt=attempt.attempt + 1)
+            return schedule_retry(session, attempt, retry, now, applied)
+    return _after_item(session, attempt, now, applied)
+
+
+def _after_item(session: Session, attempt: StepAttempt, now: datetime, applied: Applied) -> Applied:
+    execution, step = attempt.execution, attempt.step
+    parent = _parent_run(session, execution, step)
+    if parent is None or parent.status != StepRunStatus.RUNNING:
+        return applied  # joined already
+    overlays = (parent.input or {}).get("items") or []
+    dispatched = int((parent.output or {}).get("dispatched", 0))
+    execution.heartbeat_at = now
+    if dispatched < len(overlays) and execution.status != "paused":
+        applied.tickets.append(
+            ticket_step(session, execution, step, now, branch_key=item_key(step.id, dispatched))
+        )
+        parent.output = {"dispatched": dispatched + 1}
+        return applied
+    session.flush()
+    outcomes = _item_outcomes(session, execution, step, len(overlays))
+    if outcomes is None:
+        return applied
+    return _join(session, attempt, parent, outcomes, now=now, applied=applied)
+
+
+def _join(
+    session: Session,
+    attempt: StepAttempt,
+    parent: StepRun,
+    outcomes: list[BranchOutcome],
+    *,
+    now: datetime,
+    applied: Applied,
+) -> Applied:
+    execution, step = attempt.execution, attempt.step
+    join = join_foreach(step, outcomes)
+    parent_attempt = StepAttempt(
+        execution,
+        attempt.definition,
+        step,
+        "",
+        parent.attempt,
+        parent,
+        parent.started_at or now,
+        dict(execution.context),
+    )
+    status = StepRunStatus.COMPLETED if join.passed else StepRunStatus.FAILED
+    parent_attempt.finish_run(
+        session, status, now, output=join.to_dict(), error_message=join.message
+    )
+    step_metric(applied, parent_attempt, status)
+    decision = decide_after_join(attempt.definition, step, join, current_result(execution))
+    applied.label = "joined"
+    return apply_decision(session, parent_attempt, decision, now, applied)
+
+
+def _parent_run(session: Session, execution: Execution, step: Step) -> StepRun | None:
+    return session.scalars(
+        select(StepRun)
+        .where(
+            StepRun.execution_id == execution.id,
+            StepRun.step_id == step.id,
+            StepRun.branch_key == "",
+            StepRun.attempt_group == execution.attempt_group,
+        )
+        .order_by(StepRun.attempt.desc())
+        .limit(1)
+    ).first()
+
+
+def _item_outcomes(
+    session: Session, execution: Execution, step: Step, count: int
+) -> list[BranchOutcome] | None:
+    rows = session.scalars(
+        select(StepRun).where(
+            StepRun.execution_id == execution.id,
+            StepRun.step_id == step.id,
+            StepRun.branch_key.startswith(f"{step.id}/", autoescape=True),
+            StepRun.attempt_group == execution.attempt_group,
+        )
+    ).all()
+    latest: dict[int, StepRun] = {}
+    for row in rows:
+        index = item_index(row.branch_key)
+        if index not in latest or row.attempt > latest[index].attempt:
+            latest[index] = row
+    outcomes = []
+    for index in range(count):
+        ended = latest.get(index)
+        if ended is None or ended.status not in (StepRunStatus.COMPLETED, StepRunStatus.FAILED):
+            return None
+        stored = ended.output or {}
+        outcomes.append(
+            BranchOutcome(
+                bool(stored.get("passed")) and ended.status == StepRunStatus.COMPLETED,
+                stored.get("output"),
+                stored.get("error"),
+                stored.get("context_updates") or {},
+            )
+        )
+    return outcomes
+
+
+# --- resuming -------------------------------------------------------------------------------
+def reticket_unfinished(
+    session: Session, execution: Execution, step: Step, parent: StepRun, now: datetime
+) -> list[DispatchOutbox]:
+    """Tickets for the branches or items of a running fan-out that have not ended
+    (after a pause, whose deliveries were spent, or when the sweeper finds it stuck)."""
+    if step.type == "parallel":
+        keys = {f"{step.id}/{branch.id}": branch for branch in step.body}
+    else:
+        dispatched = int((parent.output or {}).get("dispatched", 0))
+        keys = {item_key(step.id, index): step for index in range(dispatched)}
+    rows = session.scalars(
+        select(StepRun).where(
+            StepRun.execution_id == execution.id,
+            StepRun.branch_key.in_(list(keys)),
+            StepRun.attempt_group == execution.attempt_group,
+        )
+    ).all()
+    latest: dict[str, StepRun] = {}
+    for row in rows:
+        if row.branch_key not in latest or row.attempt > latest[row.branch_key].attempt:
+            latest[row.branch_key] = row
+    tickets = []
+    for branch_key, target in keys.items():
+        last = latest.get(branch_key)
+        if last is not None and last.status in (StepRunStatus.COMPLETED, StepRunStatus.FAILED):
+            continue
+        attempt = last.attempt if last is not None else 1
+        tickets.append(
+            ticket_step(session, execution, target, now, branch_key=branch_key, attempt=attempt)
+        )
+    return tickets

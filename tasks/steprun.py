@@ -1,0 +1,407 @@
+"""Running one step attempt: claim it, run it through the engine, record the result and
+the next state in one transaction, then dispatch.
+
+Two paths, chosen per step:
+
+* atomic: steps that touch nothing outside Postgres (conditions, `set`, `log`,
+  record writes, approvals, waits, parallel fan-out) run inside the
+  transaction that consumes their ticket and records their result: one
+  commit per step. A duplicate delivery blocks on the execution row lock,
+  then finds its ticket gone and does nothing.
+* effects: steps that call out (HTTP, notifications, enrichment) first claim
+  the attempt (a committed `running` step-run row) under a Postgres session
+  advisory lock, perform their effects through the effects ledger, then
+  record the result and consume the ticket in a final transaction. The lock
+  lives on this process's database connection: if the process dies, Postgres
+  drops it at once, so the redelivered message (task_reject_on_worker_lost)
+  or the relay takes the attempt over, while a duplicate of a live attempt
+  finds the lock taken and leaves the ticket to its owner.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy.orm import Session
+
+from engine.definition import Definition
+from engine.errors import StepError
+from engine.outcome import BranchOutcome, StepOutcome
+from engine.state import ExecutionStatus, StepRunStatus
+from models.db import UnitOfWork
+from models.execution import DispatchOutbox, Execution, StepRun
+from monitoring import metrics
+from tasks import runtime
+from tasks.budget import enter_running, is_past_deadline
+from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate
+from tasks.fastpath import try_fast_write
+from tasks.foreach import ItemResult, apply_item, is_item, item_index, run_item, start_foreach
+from tasks.stepping import StepAttempt, needs_effects, prepare_context, run_attempt
+from tasks.transition import (
+    Applied,
+    apply_failure,
+    apply_outcome,
+    fail_execution,
+    fan_out,
+    parent_step_id,
+    record_metrics,
+)
+
+log = structlog.get_logger(__name__)
+
+RUNNABLE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING})
+FINISHED_RUNS = frozenset({StepRunStatus.COMPLETED, StepRunStatus.FAILED, StepRunStatus.SKIPPED})
+NEEDS_EFFECTS = "needs_effects"
+
+
+@dataclass(frozen=True)
+class StepMessage:
+    outbox_id: int
+    execution_id: uuid.UUID
+    step_id: str
+    branch_key: str
+    attempt_group: int
+    attempt: int
+    limit_seconds: float
+    sent_at: float | None = None
+
+    @classmethod
+    def parse(cls, kwargs: dict[str, Any]) -> StepMessage:
+        return cls(
+            outbox_id=int(kwargs["outbox_id"]),
+            execution_id=uuid.UUID(str(kwargs["execution_id"])),
+            step_id=str(kwargs["step_id"]),
+            branch_key=str(kwargs.get("branch_key") or ""),
+            attempt_group=int(kwargs.get("attempt_group", 1)),
+            attempt=int(kwargs.get("attempt", 1)),
+            limit_seconds=float(kwargs.get("limit_seconds", 300)),
+            sent_at=kwargs.get("sent_at"),
+        )
+
+    @property
+    def lock_key(self) -> str:
+        parts = (self.execution_id, self.step_id, self.branch_key, self.attempt_group, self.attempt)
+        return ":".join(str(part) for part in parts)
+
+
+def run_step_message(rt: runtime.Runtime, message: StepMessage) -> str:
+    """Run the attempt a ticket names; returns what happened (for logs and tests)."""
+    if message.sent_at:
+        metrics.record_dispatch_latency(time.time() - float(message.sent_at))
+    outcome = _run_atomic(rt, message)
+    if outcome == NEEDS_EFFECTS:
+        outcome = _run_with_effects(rt, message)
+    return outcome
+
+
+# --- checks shared by both paths --------------------------------------------------------
+def _lock_execution(session: Session, execution_id: uuid.UUID) -> Execution | None:
+    return session.scalars(
+        select(Execution).where(Execution.id == execution_id).with_for_update()
+    ).first()
+
+
+def _why_not_runnable(execution: Execution, message: StepMessage) -> str | None:
+    if execution.status not in RUNNABLE:
+        return f"execution_{execution.status}"
+    if execution.attempt_group != message.attempt_group:
+        return "stale_attempt_group"
+    expected = parent_step_id(message.branch_key) if message.branch_key else message.step_id
+    if execution.current_step_id != expected:
+        return "stale_step"
+    return None
+
+
+def _attempt_row(session: Session, message: StepMessage) -> StepRun | None:
+    return session.scalars(select(StepRun).where(_is_attempt(message))).first()
+
+
+def _is_attempt(message: StepMessage) -> Any:
+    return and_(
+        StepRun.execution_id == message.execution_id,
+        StepRun.step_id == message.step_id,
+        StepRun.branch_key == message.branch_key,
+        StepRun.attempt_group == message.attempt_group,
+        StepRun.attempt == message.attempt,
+    )
+
+
+def _lock_with_attempt(
+    session: Session, message: StepMessage
+) -> tuple[Execution | None, StepRun | None]:
+    """The execution, locked, and this attempt's step-run row if any: one round trip."""
+    row = session.execute(
+        select(Execution, StepRun)
+        .outerjoin(StepRun, _is_attempt(message))
+        .where(Execution.id == message.execution_id)
+        .with_for_update(of=Execution)
+    ).first()
+    return (None, None) if row is None else (row[0], row[1])
+
+
+def _consume_ticket(session: Session, outbox_id: int) -> bool:
+    deleted = session.execute(
+        delete(DispatchOutbox).where(DispatchOutbox.id == outbox_id).returning(DispatchOutbox.id)
+    ).first()
+    return deleted is not None
+
+
+def _is_early(run: StepRun | None, now: datetime) -> bool:
+    """A retry attempt delivered before its backoff elapsed (an early duplicate)."""
+    return (
+        run is not None
+        and run.status == StepRunStatus.PENDING
+        and run.due_at is not None
+        and run.due_at > now + timedelta(seconds=1)
+    )
+
+
+def _start_running(execution: Execution, definition: Definition, now: datetime) -> None:
+    if execution.status == ExecutionStatus.PENDING:
+        execution.status = str(ExecutionStatus.RUNNING)
+        execution.version += 1
+    enter_running(execution, now, definition.timeout)
+
+
+# --- atomic path --------------------------------------------------------------------------
+def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
+    with rt.unit_of_work() as uow:
+        session = uow.session
+        execution, run = _lock_with_attempt(session, message)
+        if execution is None:
+            return "execution_gone"
+        now = datetime.now(UTC)
+        reason = _why_not_runnable(execution, message)
+        if run is not None and run.status in FINISHED_RUNS:
+            reason = "duplicate"
+        if reason is not None:
+            # The ticket is spent (resume and retry issue new ones). Under the row
+            # lock, these checks also cover a ticket that is already gone: its
+            # attempt is recorded, or the execution moved on.
+            _consume_ticket(session, message.outbox_id)
+            uow.commit()
+            return reason
+        if _is_early(run, now):
+            return "early"  # the ticket stays for the relay
+        definition = Definition.from_dict(execution.definition)
+        step = definition.step(message.step_id)
+        taken_over = run is not None and run.status == StepRunStatus.RUNNING
+        if taken_over or needs_effects(
+            step, definition, execution, rt.settings, message.branch_key
+        ):
+            return NEEDS_EFFECTS  # rolled back: the ticket stays for the effects path
+        attempt = StepAttempt.begin(
+            execution,
+            definition,
+            step,
+            branch_key=message.branch_key,
+            attempt=message.attempt,
+            run=run,
+            now=now,
+            settings=rt.settings,
+        )
+        applied = _run_here(rt, session, attempt, message, now)
+        _publish_after_commit(rt, uow, applied)
+        uow.commit()
+    record_metrics(applied)
+    return applied.label
+
+
+def _run_here(
+    rt: runtime.Runtime, session: Session, attempt: StepAttempt, message: StepMessage, now: datetime
+) -> Applied:
+    execution, definition = attempt.execution, attempt.definition
+    if is_past_deadline(execution, now):
+        _consume_ticket(session, message.outbox_id)
+        return fail_execution(session, execution, now, definition)
+    result = _work(rt, session, attempt, deadline=None, allow_effects=False)
+    if isinstance(result, StepOutcome):
+        fast = try_fast_write(session, attempt, result, message.outbox_id, datetime.now(UTC))
+        if fast is not None:
+            return fast
+    # The general path: the ORM records whatever the step decided.
+    _consume_ticket(session, message.outbox_id)
+    _start_running(execution, definition, now)
+    return _record(rt, session, attempt, result, datetime.now(UTC))
+
+
+_FAN_OUT = "fan_out"
+
+
+def _work(
+    rt: runtime.Runtime,
+    session: Session,
+    attempt: StepAttempt,
+    *,
+    deadline: float | None,
+    allow_effects: bool,
+) -> Any:
+    """Whatever the step does before its result is recorded: a StepOutcome, a StepError,
+    a foreach ItemResult, or _FAN_OUT for a parallel or foreach step that starts."""
+    step = attempt.step
+    if step.type == "parallel" or (step.type == "foreach" and not attempt.branch_key):
+        prepare_context(rt, attempt, allow_effects=allow_effects)
+        return _FAN_OUT
+    if is_item(step, attempt.branch_key):
+        return run_attempt(
+            rt,
+            session,
+            attempt,
+            deadline=deadline,
+            allow_effects=allow_effects,
+            body=lambda ports, rules: run_item(session, attempt, ports, rt.renderer, rules),
+        )
+    return run_attempt(rt, session, attempt, deadline=deadline, allow_effects=allow_effects)
+
+
+def _record(
+    rt: runtime.Runtime, session: Session, attempt: StepAttempt, result: Any, now: datetime
+) -> Applied:
+    step = attempt.step
+    if result == _FAN_OUT and step.type == "parallel":
+        return fan_out(session, attempt, now)
+    if result == _FAN_OUT:
+        try:
+            return start_foreach(session, attempt, rt.renderer, now)
+        except StepError as error:
+            return apply_failure(session, attempt, error, now)
+    if is_item(step, attempt.branch_key):
+        if isinstance(result, StepError):
+            index = item_index(attempt.branch_key)
+            result = ItemResult(index, BranchOutcome.from_error(result), step, result)
+        return apply_item(session, attempt, result, now)
+    if isinstance(result, StepError):
+        return apply_failure(session, attempt, result, now)
+    return apply_outcome(session, attempt, result, now)
+
+
+def _publish_after_commit(rt: runtime.Runtime, uow: UnitOfWork, applied: Applied) -> None:
+    if applied.tickets:
+        rows = list(applied.tickets)
+        uow.after_commit(lambda: _publish(rt, rows))
+
+
+def _publish(rt: runtime.Runtime, rows: list[DispatchOutbox]) -> None:
+    rt.publisher.publish(Ticket.from_row(row) for row in rows if is_immediate(row))
+
+
+# --- effects path -------------------------------------------------------------------------
+def _run_with_effects(rt: runtime.Runtime, message: StepMessage) -> str:
+    with rt.db_engine.connect() as connection:
+        session = rt.session_factory(bind=connection)
+        locked = False
+        try:
+            lock = func.pg_try_advisory_lock(func.hashtextextended(message.lock_key, 0))
+            locked = bool(session.scalar(select(lock)))
+            if not locked:
+                session.rollback()
+                return "busy"  # a live process runs this attempt
+            claim = _claim(rt, session, message)
+            if isinstance(claim, str):
+                return claim
+            return _perform_and_finish(rt, session, message, claim)
+        finally:
+            session.close()
+            if locked:
+                # Session-level locks survive commits: release before the
+                # connection goes back to the pool.
+                connection.execute(text("SELECT pg_advisory_unlock_all()"))
+                connection.commit()
+
+
+def _claim(rt: runtime.Runtime, session: Session, message: StepMessage) -> StepAttempt | str:
+    """Commit the attempt as running (taking over a dead process's attempt if need be)."""
+    execution = _lock_execution(session, message.execution_id)
+    if execution is None:
+        session.rollback()
+        return "execution_gone"
+    ticket = session.get(DispatchOutbox, message.outbox_id, with_for_update=True)
+    if ticket is None:
+        session.rollback()
+        return "duplicate"
+    now = datetime.now(UTC)
+    reason = _why_not_runnable(execution, message)
+    run = _attempt_row(session, message) if reason is None else None
+    if run is not None and run.status in FINISHED_RUNS:
+        reason = "duplicate"
+    if reason is not None:
+        session.delete(ticket)
+        session.commit()
+        return reason
+    if _is_early(run, now):
+        session.rollback()
+        return "early"
+    definition = Definition.from_dict(execution.definition)
+    if is_past_deadline(execution, now):
+        applied = fail_execution(session, execution, now, definition)
+        session.delete(ticket)
+        session.commit()
+        record_metrics(applied)
+        return applied.label
+    step = definition.step(message.step_id)
+    _start_running(execution, definition, now)
+    attempt = StepAttempt.begin(
+        execution,
+        definition,
+        step,
+        branch_key=message.branch_key,
+        attempt=message.attempt,
+        run=run,
+        now=now,
+        settings=rt.settings,
+    )
+    if run is not None and run.status == StepRunStatus.RUNNING:
+        log.warning("step_attempt_taken_over", execution_id=str(execution.id), step_id=step.id)
+    attempt.mark_running(session, now)
+    # While this attempt runs the relay leaves its ticket alone; past the step
+    # limit (its process vanished with its host) the relay publishes it again.
+    ticket.available_at = now + timedelta(seconds=message.limit_seconds + HARD_LIMIT_GRACE_SECONDS)
+    session.commit()
+    return attempt
+
+
+def _perform_and_finish(
+    rt: runtime.Runtime, session: Session, message: StepMessage, attempt: StepAttempt
+) -> str:
+    deadline = time.monotonic() + message.limit_seconds
+    outcome = _work(rt, session, attempt, deadline=deadline, allow_effects=True)
+    session.rollback()  # end any read-only transaction the effects opened
+    execution = _lock_execution(session, message.execution_id)
+    if execution is None or not _consume_ticket(session, message.outbox_id):
+        session.rollback()
+        return "superseded"
+    now = datetime.now(UTC)
+    attempt.execution = execution
+    if execution.status not in RUNNABLE and execution.status != ExecutionStatus.PAUSED:
+        # Cancelled or failed (timeout) meanwhile: record the attempt, change nothing else.
+        _record_orphan(session, attempt, outcome, now)
+        session.commit()
+        return "superseded"
+    applied = _record(rt, session, attempt, outcome, now)
+    session.commit()
+    _publish(rt, applied.tickets)
+    record_metrics(applied)
+    return applied.label
+
+
+def _record_orphan(session: Session, attempt: StepAttempt, outcome: Any, now: datetime) -> None:
+    if not isinstance(outcome, StepOutcome | StepError):
+        attempt.finish_run(session, StepRunStatus.COMPLETED, now)
+    elif isinstance(outcome, StepError):
+        attempt.finish_run(
+            session,
+            StepRunStatus.FAILED,
+            now,
+            error_message=outcome.message,
+            error_code=outcome.code[:50],
+        )
+    else:
+        attempt.finish_run(
+            session, StepRunStatus.COMPLETED, now, input=outcome.input, output=outcome.output
+        )

@@ -1,0 +1,133 @@
+"""workflows.sweep_stuck: nothing stays running forever.
+
+Two duties, each a bounded batch claimed with SKIP LOCKED:
+
+* fail executions whose running-time budget (workflow `timeout`) ran out;
+* re-dispatch executions whose current step has not progressed within its
+  limit and that hold no ticket (the relay covers those that do): a new ticket
+  for the current attempt; the step task then takes the attempt over if its
+  process is gone, or leaves it to a live one (advisory lock).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from celery import shared_task
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from engine.definition import Definition
+from engine.state import ExecutionStatus, StepRunStatus
+from models.execution import DispatchOutbox, Execution, StepRun
+from monitoring import metrics
+from tasks import runtime
+from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, SWEEP_STUCK, Ticket, is_immediate, step_limit
+from tasks.foreach import reticket_unfinished
+from tasks.transition import fail_execution, record_metrics, ticket_step
+
+BATCH_SIZE = 200
+WORKER_TYPE = "stuck_sweeper"
+ACTIVE = (str(ExecutionStatus.PENDING), str(ExecutionStatus.RUNNING))
+# Nothing can be stuck for less than this: it spares executions that just moved.
+MIN_STUCK_AGE = timedelta(seconds=30)
+
+
+def fail_overdue(rt: runtime.Runtime, now: datetime) -> int:
+    applied_all = []
+    with rt.unit_of_work() as uow:
+        session = uow.session
+        overdue = session.scalars(
+            select(Execution)
+            .where(Execution.status.in_(ACTIVE), Execution.deadline_at < now)
+            .order_by(Execution.deadline_at)
+            .limit(BATCH_SIZE)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for execution in overdue:
+            applied_all.append(
+                fail_execution(session, execution, now, Definition.from_dict(execution.definition))
+            )
+            session.execute(
+                delete(DispatchOutbox).where(DispatchOutbox.execution_id == execution.id)
+            )
+        uow.commit()
+    for applied in applied_all:
+        record_metrics(applied)
+    return len(overdue)
+
+
+def redispatch_stuck(rt: runtime.Runtime, now: datetime) -> int:
+    rows = []
+    with rt.unit_of_work() as uow:
+        session = uow.session
+        has_ticket = exists().where(DispatchOutbox.execution_id == Execution.id)
+        candidates = session.scalars(
+            select(Execution)
+            .where(
+                Execution.status.in_(ACTIVE),
+                Execution.heartbeat_at < now - MIN_STUCK_AGE,
+                ~has_ticket,
+            )
+            .order_by(Execution.heartbeat_at)
+            .limit(BATCH_SIZE)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for execution in candidates:
+            rows.extend(_redispatch(session, execution, now))
+        uow.commit()
+    if rows:
+        rt.publisher.publish(Ticket.from_row(row) for row in rows if is_immediate(row))
+    return len(rows)
+
+
+def _redispatch(session: Session, execution: Execution, now: datetime) -> list[DispatchOutbox]:
+    if execution.current_step_id is None:
+        return []
+    definition = Definition.from_dict(execution.definition)
+    if not definition.has_step(execution.current_step_id):
+        return []
+    step = definition.step(execution.current_step_id)
+    limit = step_limit(step.timeout) + timedelta(seconds=HARD_LIMIT_GRACE_SECONDS)
+    heartbeat = execution.heartbeat_at or now
+    if heartbeat > now - limit:
+        return []
+    latest = session.scalars(
+        select(StepRun)
+        .where(
+            StepRun.execution_id == execution.id,
+            StepRun.step_id == step.id,
+            StepRun.branch_key == "",
+            StepRun.attempt_group == execution.attempt_group,
+        )
+        .order_by(StepRun.attempt.desc())
+        .limit(1)
+    ).first()
+    attempt = 1
+    if latest is not None and latest.status == StepRunStatus.RUNNING and step.body:
+        execution.heartbeat_at = now
+        return reticket_unfinished(session, execution, step, latest, now)
+    if latest is not None:
+        finished = latest.status in (StepRunStatus.COMPLETED, StepRunStatus.FAILED)
+        attempt = latest.attempt + 1 if finished else latest.attempt
+    execution.heartbeat_at = now
+    return [ticket_step(session, execution, step, now, attempt=attempt)]
+
+
+def sweep(rt: runtime.Runtime, now: datetime | None = None) -> int:
+    now = now or datetime.now(UTC)
+    return fail_overdue(rt, now) + redispatch_stuck(rt, now)
+
+
+@shared_task(name=SWEEP_STUCK, ignore_result=True)
+def sweep_stuck() -> int:
+    rt = runtime.current()
+    started = time.perf_counter()
+    try:
+        count = sweep(rt)
+    except Exception:
+        metrics.record_job_run(WORKER_TYPE, "error", time.perf_counter() - started)
+        raise
+    metrics.record_job_run(WORKER_TYPE, "success", time.perf_counter() - started, items=count)
+    return count

@@ -1,0 +1,133 @@
+"""Events start the workflows whose trigger matches, once per idempotency key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.engine.conftest import (
+    API,
+    create_workflow,
+    drive,
+    execution,
+    path,
+    send_event,
+    trace,
+)
+from tests.support import unique
+
+
+def order_workflow(event: str = "order.created", **trigger: Any) -> dict[str, Any]:
+    return {
+        "workflow_id": unique("wf"),
+        "version": "1.0.0",
+        "name": "Order check",
+        "definition": {
+            "trigger": {"type": "event", "event": event, **trigger},
+            "steps": [
+                {
+                    "id": "check_total",
+                    "type": "condition",
+                    "condition": {"field": "order.total", "operator": "gt", "value": 100},
+                    "on_true": "block_order",
+                    "on_false": "allow_order",
+                },
+                {
+                    "id": "block_order",
+                    "type": "action",
+                    "action": {"type": "block", "reason": "Too big"},
+                },
+                {"id": "allow_order", "type": "action", "action": {"type": "allow"}},
+            ],
+        },
+    }
+
+
+def test_an_event_runs_the_matching_workflow_to_completion(admin: Any, rt: Any) -> None:
+    workflow = create_workflow(admin, order_workflow())
+    accepted = send_event(admin, "order.created", {"order": {"id": "o-1", "total": 500}})
+    assert accepted["triggered_workflows"] == [workflow["workflow_id"]]
+    [execution_id] = accepted["execution_ids"]
+    assert execution(admin, execution_id)["status"] == "pending"
+
+    drive(rt)
+
+    body = execution(admin, execution_id)
+    assert body["status"] == "completed"
+    assert body["result"] == "blocked"
+    assert body["workflow_version"] == "1.0.0"
+    assert path(trace(admin, execution_id)) == ["check_total", "block_order"]
+
+
+def test_glob_triggers_and_payload_filters_select_workflows(admin: Any, rt: Any) -> None:
+    glob = create_workflow(admin, order_workflow("shipment.*"))
+    filtered = create_workflow(
+        admin,
+        order_workflow(
+            "shipment.sent", filter={"field": "carrier", "operator": "eq", "value": "ups"}
+        ),
+    )
+    ups = send_event(admin, "shipment.sent", {"carrier": "ups", "order": {"total": 1}})
+    assert sorted(ups["triggered_workflows"]) == sorted(
+        [glob["workflow_id"], filtered["workflow_id"]]
+    )
+    dhl = send_event(admin, "shipment.sent", {"carrier": "dhl", "order": {"total": 1}})
+    assert dhl["triggered_workflows"] == [glob["workflow_id"]]
+    none = send_event(admin, "invoice.sent", {})
+    assert none["triggered_workflows"] == []
+    assert none["execution_ids"] == []
+    drive(rt)
+
+
+def test_disabled_workflows_are_not_triggered(admin: Any) -> None:
+    create_workflow(admin, order_workflow("disabled.thing"), enabled=False)
+    assert send_event(admin, "disabled.thing", {})["execution_ids"] == []
+
+
+def test_the_same_idempotency_key_returns_the_first_answer(admin: Any, rt: Any) -> None:
+    create_workflow(admin, order_workflow("refund.requested"))
+    first = send_event(admin, "refund.requested", {"order": {"total": 1}}, idempotency_key="k-1")
+    again = send_event(admin, "refund.requested", {"order": {"total": 2}}, idempotency_key="k-1")
+    assert again == first
+    header = admin.client.post(
+        f"{API}/events",
+        json={"event_type": "refund.requested", "payload": {}},
+        headers={**admin.headers, "Idempotency-Key": "k-1"},
+    )
+    assert header.status_code == 202
+    assert header.json["id"] == first["id"]
+    listed = admin.get(
+        f"{API}/executions", query_string={"workflow_id": first["triggered_workflows"][0]}
+    )
+    assert listed.json["total"] == 1
+    drive(rt)
+
+
+def test_bad_events_are_refused_with_4xx(admin: Any, app: Any) -> None:
+    missing_type = admin.post(f"{API}/events", {"payload": {}})
+    assert missing_type.status_code == 422
+    assert missing_type.json["code"] == 422
+    not_object = admin.post(f"{API}/events", {"event_type": "x", "payload": [1, 2]})
+    assert not_object.status_code == 422
+    assert not_object.json["code"] == 422
+    not_json = admin.client.post(
+        f"{API}/events", data="nope", headers={**admin.headers, "Content-Type": "application/json"}
+    )
+    assert 400 <= not_json.status_code < 500
+    too_big = admin.post(
+        f"{API}/events",
+        {"event_type": "x", "payload": {"blob": "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)}},
+    )
+    assert too_big.status_code == 413
+    assert too_big.json["code"] == 413
+
+
+def test_events_are_listed_and_read_within_the_organization(admin: Any, client: Any) -> None:
+    from tests.support import register
+
+    sent = send_event(admin, "audit.ping", {"n": 1})
+    listed = admin.get(f"{API}/events", query_string={"event_type": "audit.ping"})
+    assert listed.status_code == 200
+    assert [e["id"] for e in listed.json["events"]] == [sent["id"]]
+    assert admin.get(f"{API}/events/{sent['id']}").json["payload"] == {"n": 1}
+    stranger = register(client)
+    assert stranger.get(f"{API}/events/{sent['id']}").status_code == 404

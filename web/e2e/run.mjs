@@ -1,0 +1,443 @@
+// End-to-end test of the console in headless Debian Chromium, driven by
+// playwright-core against a running stack (API + worker + beat) whose URL is
+// IW_BASE_URL. tests/e2e/web/test_console.py starts that stack on a throwaway
+// database and runs this script; it can also be pointed at `make up`:
+//
+//   IW_BASE_URL=http://127.0.0.1:8080 node web/e2e/run.mjs
+//
+// Each phase is recorded in <artifacts>/results.json (passed / failed /
+// skipped with the reason); a screenshot of every page is saved next to it.
+// Exit code 0 only when no phase failed.
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = (process.env.IW_BASE_URL ?? "http://127.0.0.1:8080").replace(/\/$/, "");
+const ARTIFACTS = resolve(process.env.IW_ARTIFACTS_DIR ?? "test-artifacts/web");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const TIMEOUT = Number(process.env.IW_E2E_TIMEOUT_MS ?? 15000);
+const EXECUTION_TIMEOUT = Number(process.env.IW_E2E_EXECUTION_TIMEOUT_MS ?? 45000);
+
+mkdirSync(ARTIFACTS, { recursive: true });
+const results = { base_url: BASE, phases: {}, screenshots: [], console_errors: [], csp_violations: [], started_at: new Date().toISOString() };
+const started = Date.now();
+
+const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+const user = { username: `ada_${suffix}`, email: `ada_${suffix}@example.com`, password: "correct-horse-battery-9" };
+const workflowId = `e2e_order_approval_${suffix}`;
+
+function workflowDocument(nextOfApproval) {
+  return {
+    workflow_id: workflowId,
+    version: "1.0.0",
+    name: `E2E order approval ${suffix}`,
+    description: "Orders of 1000 or more wait for a sales manager",
+    tags: ["orders", "e2e"],
+    definition: {
+      trigger: { type: "event", event: "order.created" },
+      steps: [
+        {
+          id: "check_total",
+          type: "condition",
+          condition: { field: "order.total", operator: "gte", value: 1000 },
+          on_true: "manager_approval",
+          on_false: "allow",
+        },
+        {
+          id: "manager_approval",
+          type: "action",
+          action: { type: "require_approval", reason: "Order of 1000 or more" },
+          metadata: { approver_role: "sales_manager" },
+          next: nextOfApproval,
+        },
+        {
+          id: "record_decision",
+          type: "execute",
+          execute: [{ type: "log", message: "order {{ order.id }} approved" }],
+          next: "allow",
+        },
+        { id: "allow", type: "action", action: { type: "allow" } },
+      ],
+    },
+  };
+}
+
+class Skip extends Error {}
+
+const browserDir = mkdtempSync(join(tmpdir(), "iw-chromium-"));
+// A persistent context on a fresh, throwaway profile directory: nothing leaks between runs.
+const context = await chromium.launchPersistentContext(browserDir, {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+  viewport: { width: 1366, height: 860 },
+  locale: "en-US",
+});
+context.setDefaultTimeout(TIMEOUT);
+const page = context.pages()[0] ?? (await context.newPage());
+page.on("console", (message) => {
+  const text = message.text();
+  if (/Content Security Policy|Refused to (load|execute|apply|connect|evaluate)/i.test(text)) results.csp_violations.push(text);
+  else if (message.type() === "error" && !/status of (401|404|409|422)/.test(text)) results.console_errors.push(text);
+});
+page.on("pageerror", (error) => results.console_errors.push(`pageerror: ${error.message}`));
+
+async function shot(name) {
+  const file = join(ARTIFACTS, `${name}.png`);
+  await page.waitForTimeout(250); // let charts and the graph settle
+  await page.screenshot({ path: file, fullPage: true });
+  results.screenshots.push(file);
+}
+
+async function phase(name, body) {
+  const t0 = Date.now();
+  try {
+    await body();
+    results.phases[name] = { status: "passed", seconds: (Date.now() - t0) / 1000 };
+    console.log(`PASS ${name} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+  } catch (error) {
+    if (error instanceof Skip) {
+      results.phases[name] = { status: "skipped", reason: error.message };
+      console.log(`SKIP ${name}: ${error.message}`);
+      return;
+    }
+    results.phases[name] = { status: "failed", error: String(error?.stack ?? error), url: page.url() };
+    console.log(`FAIL ${name}: ${error?.message ?? error}`);
+    try {
+      await shot(`failed-${name}`);
+    } catch {
+      /* the page may be gone */
+    }
+  }
+}
+
+const failed = (name) => results.phases[name]?.status !== "passed";
+function requires(...names) {
+  const missing = names.filter(failed);
+  if (missing.length) throw new Skip(`needs ${missing.join(", ")}`);
+}
+
+function expect(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+let workflowRowId = null;
+let executionId = null;
+
+await phase("console_served_under_csp", async () => {
+  const response = await page.goto(`${BASE}/`);
+  const csp = response.headers()["content-security-policy"] ?? "";
+  expect(csp.includes("script-src 'self'"), `unexpected CSP: ${csp}`);
+  await page.waitForURL(/\/sign-in$/);
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  // Keyboard: the first Tab lands on the skip link or the first field, never nowhere.
+  await page.keyboard.press("Tab");
+  const focused = await page.evaluate(() => document.activeElement?.tagName);
+  expect(["INPUT", "A", "BUTTON"].includes(focused), `focus went to ${focused}`);
+  await shot("01-sign-in");
+});
+
+await phase("register", async () => {
+  requires("console_served_under_csp");
+  await page.getByRole("link", { name: "Create one" }).click();
+  await page.getByLabel("Username").fill(user.username);
+  await page.getByLabel("Email").fill(user.email);
+  await page.getByLabel("Password").fill(user.password);
+  await shot("02-register");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.waitForURL(/\/workflows$/);
+  await page.getByText("No workflows yet").waitFor();
+  await shot("03-workflows-empty");
+});
+
+await phase("sign_out_and_in", async () => {
+  requires("register");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/sign-in$/);
+  await page.getByLabel("Username or email").fill(user.username);
+  await page.getByLabel("Password").fill("wrong-password-1");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.getByLabel("Password").fill(user.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\/workflows$/);
+  // A reload keeps the session: the tab's refresh token opens a new access token.
+  await page.reload();
+  await page.getByRole("heading", { name: "Workflows" }).waitFor();
+  expect(!page.url().includes("sign-in"), "reload lost the session");
+  // Without a refresh token, a reload goes to the sign-in page and back after.
+  const refresh = await page.evaluate(() => sessionStorage.getItem("iw.refresh_token"));
+  await page.evaluate(() => sessionStorage.removeItem("iw.refresh_token"));
+  await page.goto(`${BASE}/executions`);
+  await page.waitForURL(/\/sign-in$/);
+  await page.evaluate((token) => sessionStorage.setItem("iw.refresh_token", token), refresh);
+  await page.goto(`${BASE}/workflows`);
+  await page.getByRole("heading", { name: "Workflows" }).waitFor();
+});
+
+await phase("editor_shows_validation_errors_at_their_path", async () => {
+  requires("sign_out_and_in");
+  await page.getByRole("link", { name: "New workflow" }).click();
+  await page.waitForURL(/\/workflows\/new$/);
+  const editor = page.getByLabel("Workflow JSON");
+  // A JSON syntax error first: pinned to its line.
+  await editor.fill('{\n  "workflow_id": "x",\n  "name": \n}');
+  await page.getByText(/JSON syntax error: .* at line 4/).waitFor();
+  // Then a definition whose approval step points at a step that does not exist.
+  await editor.fill(JSON.stringify(workflowDocument("recrod"), null, 2));
+  const problem = page.locator('.problem[data-path="definition.steps[1].next"]');
+  await problem.waitFor();
+  const text = await problem.innerText();
+  expect(text.includes("Step manager_approval › next"), `problem says: ${text}`);
+  expect(text.includes("unknown step 'recrod'"), `problem says: ${text}`);
+  // The graph preview marks the step and draws the dangling reference.
+  await page.locator('[data-testid="node-manager_approval"][data-invalid]').waitFor();
+  await page.locator('[data-testid="node-recrod"]').waitFor();
+  await problem.click();
+  const selected = await editor.evaluate((el) => el.value.slice(el.selectionStart, el.selectionEnd));
+  expect(selected.startsWith('"next": "recrod"'), `selection is ${JSON.stringify(selected)}`);
+  await page.locator(".gutter-line.has-error").first().waitFor();
+  await shot("04-editor-validation-error");
+});
+
+await phase("fix_and_create_workflow", async () => {
+  requires("editor_shows_validation_errors_at_their_path");
+  await page.getByLabel("Workflow JSON").fill(JSON.stringify(workflowDocument("record_decision"), null, 2));
+  await page.getByTestId("validation-ok").waitFor();
+  await shot("05-editor-valid");
+  await page.getByRole("button", { name: "Create workflow" }).click();
+  await page.waitForURL(/\/workflows\/[0-9a-f-]{36}$/);
+  workflowRowId = page.url().split("/").pop();
+  // The graph: a node per step, labelled edges.
+  for (const id of ["check_total", "manager_approval", "record_decision", "allow"]) {
+    await page.getByTestId(`node-${id}`).waitFor();
+  }
+  for (const label of ["true", "false", "next", "start"]) {
+    await page.locator(".react-flow__edge-text", { hasText: new RegExp(`^${label}$`) }).first().waitFor();
+  }
+  await page.getByText("Disabled").first().waitFor();
+  await shot("06-workflow-detail-graph");
+});
+
+await phase("enable_workflow", async () => {
+  requires("fix_and_create_workflow");
+  await page.getByRole("switch", { name: /^Enable / }).click();
+  await page.getByRole("switch", { name: /^Disable / }).waitFor();
+  const state = await page.getByRole("switch").first().getAttribute("data-state");
+  expect(state === "checked", `switch is ${state}`);
+});
+
+await phase("dry_run", async () => {
+  requires("fix_and_create_workflow");
+  await page.getByRole("tab", { name: "Dry run" }).click();
+  await page.getByLabel(/Sample payload/).fill('{"order": {"id": "o-dry", "total": 50}}');
+  await page.getByRole("button", { name: "Dry run", exact: true }).click();
+  const path = page.getByRole("list", { name: "Path taken" });
+  await path.waitFor();
+  const steps = await path.locator("li").allInnerTexts();
+  expect(JSON.stringify(steps) === JSON.stringify(["check_total", "allow"]), `path ${steps}`);
+  await page.locator('[data-testid="node-allow"][data-on-path]').waitFor();
+  await shot("07-workflow-dry-run");
+});
+
+await phase("parallel_workflow_graph", async () => {
+  requires("sign_out_and_in");
+  // The original service's example, in its flat layout: a parallel step drawn as a group.
+  const example = JSON.parse(readFileSync(new URL("../src/test/fixtures/cart-fraud-detection.json", import.meta.url), "utf8"));
+  example.workflow_id = `cart_fraud_${suffix}`;
+  await page.goto(`${BASE}/workflows/new`);
+  await page.getByLabel("Workflow JSON").fill(JSON.stringify(example, null, 2));
+  await page.getByTestId("validation-ok").waitFor();
+  await page.getByRole("button", { name: "Create workflow" }).click();
+  await page.waitForURL(/\/workflows\/[0-9a-f-]{36}$/);
+  const group = page.getByTestId("node-parallel_fraud_checks");
+  await group.waitFor();
+  for (const id of ["check_velocity", "check_high_value_items", "check_shipping_address", "check_external_fraud_api"]) {
+    await page.getByTestId(`node-${id}`).waitFor();
+  }
+  await page.locator(".react-flow__edge-text", { hasText: /^error$/ }).waitFor();
+  await page.getByTestId("node-check_velocity").click();
+  await page.getByRole("complementary", { name: "Selected step" }).getByText("carts_created_last_hour").waitFor();
+  await shot("08a-parallel-workflow-graph");
+});
+
+await phase("workflows_list", async () => {
+  requires("enable_workflow");
+  await page.getByRole("link", { name: "Workflows", exact: true }).click();
+  await page.getByLabel("Search").fill("E2E order");
+  const row = page.getByRole("row", { name: new RegExp(`E2E order approval ${suffix}`) });
+  await row.waitFor();
+  await row.getByText("Enabled").waitFor();
+  await row.getByRole("button", { name: "e2e" }).waitFor();
+  await shot("08-workflows-list");
+});
+
+await phase("send_event_and_reach_waiting", async () => {
+  requires("enable_workflow");
+  await page.getByRole("link", { name: "Events", exact: true }).click();
+  await page.getByLabel("Event type").fill("order.created");
+  await page.getByLabel("Payload (JSON)").fill('{"order": {"id": "o-1001", "total": 2500}}');
+  await page.getByRole("button", { name: "Send event" }).click();
+  const result = page.getByTestId("send-result");
+  await result.waitFor();
+  expect((await result.innerText()).includes(workflowId), "the event did not start the workflow");
+  await page.getByRole("table", { name: "Recent events" }).getByText("order.created").first().waitFor();
+  await shot("09-events");
+  await result.locator("a").first().click();
+  await page.waitForURL(/\/executions\/[0-9a-f-]{36}$/);
+  executionId = page.url().split("/").pop();
+  await page.locator('h1 [data-status="waiting"]').waitFor({ timeout: EXECUTION_TIMEOUT });
+  await page.getByTestId("trace-step-check_total").waitFor();
+  await page.getByText(/Waiting at/).waitFor();
+  await shot("10-execution-waiting");
+  await page.getByRole("tab", { name: "Graph" }).click();
+  await page.locator('[data-testid="node-manager_approval"][data-status="waiting"]').waitFor();
+  await page.locator('[data-testid="node-check_total"][data-status="completed"]').waitFor();
+  await shot("10b-execution-graph-waiting");
+  await page.getByRole("link", { name: "Executions", exact: true }).click();
+  await page.getByRole("row", { name: /waiting/ }).first().waitFor();
+  await shot("11-executions-list");
+});
+
+await phase("approve_in_inbox", async () => {
+  requires("send_event_and_reach_waiting");
+  const probe = await page.evaluate(async () => {
+    const response = await fetch("/api/v1/approvals");
+    return response.status;
+  });
+  await page.getByRole("link", { name: "Approvals", exact: true }).click();
+  if (probe === 404) {
+    // GET without a token answers 401 when the route exists; 404 means it is not there.
+    await page.getByText("The approvals API is not available on this server").waitFor();
+    await shot("12-approvals-missing");
+    throw new Skip("GET /api/v1/approvals answers 404: the approvals endpoints are not deployed");
+  }
+  // "All" rather than "Mine": an admin outside the approval group may decide it, whatever `mine` lists.
+  await page.getByRole("tab", { name: "All" }).click();
+  const card = page.locator('[data-testid^="approval-"]', { hasText: "manager_approval" }).first();
+  await card.waitFor({ timeout: EXECUTION_TIMEOUT });
+  await card.locator(".countdown").waitFor();
+  await shot("12-approvals-inbox");
+  await card.getByRole("button", { name: "Approve" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel(/Reason/).fill("Customer is known; approved in e2e");
+  await dialog.getByRole("button", { name: "Approve" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await page.getByText("Nothing is waiting for you").waitFor({ timeout: EXECUTION_TIMEOUT });
+  await page.getByLabel("Status").selectOption("approved");
+  await page.locator('[data-testid^="approval-"][data-status="approved"]').first().waitFor();
+  await shot("13-approvals-decided");
+});
+
+await phase("execution_completes_with_trace", async () => {
+  requires("approve_in_inbox");
+  await page.goto(`${BASE}/executions/${executionId}`);
+  await page.locator('h1 [data-status="completed"]').waitFor({ timeout: EXECUTION_TIMEOUT });
+  await page.locator('h1 [data-status="allowed"]').waitFor();
+  for (const id of ["check_total", "manager_approval", "record_decision", "allow"]) {
+    await page.locator(`[data-testid="trace-step-${id}"][data-status="completed"]`).waitFor();
+  }
+  await shot("14-execution-completed-trace");
+  await page.getByRole("tab", { name: "Graph" }).click();
+  await page.locator('[data-testid="node-record_decision"][data-status="completed"]').waitFor();
+  await shot("15-execution-graph");
+});
+
+await phase("pause_resume_cancel", async () => {
+  requires("enable_workflow");
+  // A second order, so the approval flow above is left alone.
+  await page.getByRole("link", { name: "Events", exact: true }).click();
+  await page.getByLabel("Event type").fill("order.created");
+  await page.getByLabel("Payload (JSON)").fill('{"order": {"id": "o-2002", "total": 5000}}');
+  await page.getByRole("button", { name: "Send event" }).click();
+  await page.getByTestId("send-result").locator("a").first().click();
+  await page.waitForURL(/\/executions\/[0-9a-f-]{36}$/);
+  await page.locator('h1 [data-status="waiting"]').waitFor({ timeout: EXECUTION_TIMEOUT });
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.locator('h1 [data-status="paused"]').waitFor();
+  await page.getByText(/Paused at/).waitFor();
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.locator('h1 [data-status="waiting"]').waitFor({ timeout: EXECUTION_TIMEOUT });
+  await page.getByRole("button", { name: "Cancel" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel(/Reason/).fill("customer withdrew the order");
+  await dialog.getByRole("button", { name: "Cancel execution" }).click();
+  await page.locator('h1 [data-status="cancelled"]').waitFor({ timeout: EXECUTION_TIMEOUT });
+  await page.getByText("cancelled", { exact: true }).first().waitFor();
+  await shot("11b-execution-cancelled");
+});
+
+await phase("analytics", async () => {
+  requires("sign_out_and_in");
+  await page.getByRole("link", { name: "Analytics", exact: true }).click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await page.locator(".stat, .error-state").first().waitFor();
+  await page.locator(".recharts-surface, .error-state").first().waitFor();
+  await shot("16-analytics");
+});
+
+await phase("api_keys", async () => {
+  requires("sign_out_and_in");
+  await page.getByRole("link", { name: "API keys", exact: true }).click();
+  await page.getByText("No API keys yet").waitFor();
+  await page.getByLabel("Name").fill("e2e-service");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const key = await page.getByTestId("new-api-key").innerText();
+  expect(key.length > 20, "no key shown");
+  await shot("17-api-key-created");
+  await page.keyboard.press("Escape");
+  await page.getByRole("row", { name: /e2e-service/ }).waitFor();
+  const status = await page.evaluate(
+    async (apiKey) => (await fetch("/api/v1/auth/me", { headers: { "X-API-Key": apiKey } })).status,
+    key,
+  );
+  expect(status === 200, `the new key answered ${status}`);
+  await shot("18-api-keys");
+});
+
+await phase("audit_log", async () => {
+  requires("sign_out_and_in");
+  await page.getByRole("link", { name: "Audit log", exact: true }).click();
+  await page.getByRole("table", { name: "Audit log" }).getByText("workflow_created").first().waitFor();
+  await shot("19-audit-log");
+});
+
+await phase("organizations", async () => {
+  requires("sign_out_and_in");
+  await page.getByRole("link", { name: "Organizations", exact: true }).click();
+  await page.getByLabel("Name", { exact: true }).fill(`Second org ${suffix}`);
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+  const row = page.getByRole("row", { name: new RegExp(`Second org ${suffix}`) });
+  await row.getByRole("button", { name: "Switch to it" }).click();
+  await page.waitForURL(/\/workflows$/);
+  await page.getByText("No workflows yet").waitFor();
+  const selected = await page.getByLabel("Organization").evaluate((el) => el.selectedOptions[0].textContent);
+  expect(selected.includes("Second org"), `switcher shows ${selected}`);
+  await page.getByRole("link", { name: "Organizations", exact: true }).click();
+  await page.getByRole("row", { name: new RegExp(`Second org ${suffix}`) }).getByText("current").waitFor();
+  await shot("20-organizations");
+});
+
+await phase("no_csp_violations_or_page_errors", async () => {
+  expect(results.csp_violations.length === 0, `CSP violations: ${results.csp_violations.join(" | ")}`);
+  expect(results.console_errors.length === 0, `console errors: ${results.console_errors.join(" | ")}`);
+});
+
+await context.close();
+rmSync(browserDir, { recursive: true, force: true });
+results.seconds = (Date.now() - started) / 1000;
+writeFileSync(join(ARTIFACTS, "results.json"), JSON.stringify(results, null, 2));
+const failures = Object.entries(results.phases).filter(([, r]) => r.status === "failed");
+console.log(`${Object.keys(results.phases).length} phases, ${failures.length} failed, ${results.seconds.toFixed(1)}s; artifacts in ${ARTIFACTS}`);
+process.exit(failures.length ? 1 : 0);

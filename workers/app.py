@@ -1,0 +1,94 @@
+"""The Celery application: composition root of the worker and beat processes.
+
+`celery -A workers.app worker` and `celery -A workers.app beat` find `app`
+through the module `__getattr__` below, so importing this module builds
+nothing; the app is built from Settings (environment) on first access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from models.config import Settings, load_settings
+from tasks import runtime
+from tasks.dispatch import (
+    QUEUE,
+    RELAY_OUTBOX,
+    SWEEP_STUCK,
+    connect_publish_metrics,
+    publisher_config,
+)
+
+TASK_MODULES = ("tasks.step_task", "tasks.relay", "tasks.sweeper")
+DEFAULT_RELAY_INTERVAL_SECONDS = 1.0
+DEFAULT_SWEEP_INTERVAL_SECONDS = 15.0
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    intervals = settings.job_interval_seconds
+    relay_every = float(intervals.get("outbox_relay", DEFAULT_RELAY_INTERVAL_SECONDS))
+    sweep_every = float(intervals.get("stuck_sweeper", DEFAULT_SWEEP_INTERVAL_SECONDS))
+    return {
+        **publisher_config(settings.broker_url),
+        # A step's message is acknowledged only after the step's transaction
+        # committed, and a child killed mid-step gives its message back.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # Four messages reserved per process. With prefetch 1 each process
+        # idles for a broker round trip between steps (measured: 1.5-2x fewer
+        # steps/s in bench/engine.py). The usual risk of prefetching with
+        # acks_late (messages held by a dead worker host until the visibility
+        # timeout) does not apply here: their tickets are relayed again 15 s
+        # after their commit. `--prefetch-multiplier 1` restores strict
+        # fairness for sites whose steps are long.
+        "worker_prefetch_multiplier": 4,
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "beat_schedule": {
+            "outbox-relay": {
+                "task": RELAY_OUTBOX,
+                "schedule": relay_every,
+                # A relay run older than its interval is pointless: the next one covers it.
+                "options": {"queue": QUEUE, "expires": max(relay_every * 5, 5.0)},
+            },
+            "stuck-sweeper": {
+                "task": SWEEP_STUCK,
+                "schedule": sweep_every,
+                "options": {"queue": QUEUE, "expires": max(sweep_every * 2, 10.0)},
+            },
+        },
+        "beat_max_loop_interval": min(relay_every, 5.0),
+    }
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or load_settings()
+    runtime.configure(settings)
+    celery_app = Celery("workflows", set_as_current=True)
+    celery_app.conf.update(celery_config(settings))
+    celery_app.conf.include = list(TASK_MODULES)
+    from workers import signals
+
+    signals.connect(celery_app)
+    connect_publish_metrics()
+    return celery_app
+
+
+_built: dict[str, Celery] = {}
+
+
+def get_app() -> Celery:
+    if "app" not in _built:
+        _built["app"] = make_celery()
+    return _built["app"]
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A workers.app` reads `workers.app.app`: build it on first access.
+    if name in {"app", "celery"}:
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
