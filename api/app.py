@@ -99,6 +99,7 @@ def _resource_blueprints() -> list[Any]:
         "records",
         "events",
         "executions",
+        "approvals",
         "schedules",
         "analytics",
         "ai",

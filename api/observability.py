@@ -92,6 +92,11 @@ def fetch_state() -> StateSnapshot:
                 "GROUP BY workflow_id, status"
             )
         ).all()
+        # Every enabled workflow gets a series, 0 when idle, so alerts see it disappear to 0.
+        enabled = connection.execute(
+            text("SELECT DISTINCT workflow_id FROM workflows WHERE enabled")
+        ).scalars()
+        known = set(enabled)
         overdue = connection.execute(
             text(
                 "SELECT (SELECT count(*) FROM waits WHERE status = 'waiting' AND due_at < :cutoff)"
@@ -113,8 +118,8 @@ def fetch_state() -> StateSnapshot:
             ),
             {"now": now},
         ).one()
-    active: dict[str, int] = {}
-    waiting: dict[str, int] = {}
+    active: dict[str, int] = dict.fromkeys(known, 0)
+    waiting: dict[str, int] = dict.fromkeys(known, 0)
     for workflow_id, status, count in rows:
         active[workflow_id] = active.get(workflow_id, 0) + count
         if status == "waiting":

@@ -619,6 +619,26 @@ def preinitialise_connection_metrics(databases: Iterable[str] = ("postgres",)) -
         DB_CONNECTIONS_FAILED.labels(database)
 
 
+# DBAPI error classes (PEP 249) and statement kinds: a bounded set to start at 0.
+DB_ERROR_TYPES = (
+    "IntegrityError",
+    "OperationalError",
+    "ProgrammingError",
+    "DataError",
+    "InternalError",
+)
+DB_QUERY_TYPES = ("select", "insert", "update", "delete", "other")
+
+
+def preinitialise_error_counters(redis_operations: Iterable[str] = ()) -> None:
+    """Error counters at 0 for the label values they can take, so the first error shows."""
+    for query_type in DB_QUERY_TYPES:
+        for error_type in DB_ERROR_TYPES:
+            DB_QUERY_ERRORS.labels(query_type, error_type)
+    for operation in redis_operations:
+        REDIS_OPERATION_ERRORS.labels(operation)
+
+
 def __getattr__(name: str) -> Any:
     # Lazy re-export: exposition imports this module, so a top-level import would cycle.
     if name in {"render_metrics", "StateCollector", "StateSnapshot"}:

@@ -45,6 +45,7 @@ def instrument_db_engine(db_engine: Engine, known_tables: frozenset[str] = froze
     size = getattr(pool, "size", lambda: 0)() + max(getattr(pool, "_max_overflow", 0), 0)
     metrics.set_db_pool_size(size)
     metrics.preinitialise_connection_metrics(("postgres",))
+    metrics.preinitialise_error_counters(REDIS_OPERATIONS)
 
     @event.listens_for(db_engine, "before_cursor_execute")
     def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -74,6 +75,10 @@ def instrument_db_engine(db_engine: Engine, known_tables: frozenset[str] = froze
     @event.listens_for(pool, "checkin")
     def _checkin(*args: Any) -> None:
         metrics.record_db_checkin()
+
+
+# The commands the platform's own Redis client issues (the limiter and Celery use their own).
+REDIS_OPERATIONS = ("ping", "llen", "get", "set", "exists", "delete", "expire")
 
 
 class InstrumentedRedis(redis.Redis):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -73,3 +74,22 @@ def app(base_settings: dict[str, Any]) -> Iterator[Any]:
 @pytest.fixture
 def client(app: Any) -> Any:
     return app.test_client()
+
+
+@contextmanager
+def dedicated_database(base_url: str, suffix: str) -> Iterator[str]:
+    """A second throwaway database, migrated, for a suite that runs its own workers.
+
+    A running worker and beat act on every row of their database (the relay and
+    sweeper are global by design), so a suite that keeps processes alive must not
+    share its database with suites that drive steps in process.
+    """
+    from models.migration import create_database_if_missing, drop_database, upgrade_to_head
+
+    url = base_url + "_" + suffix
+    create_database_if_missing(url)
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        drop_database(url)

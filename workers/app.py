@@ -13,6 +13,7 @@ from celery import Celery
 
 from models.config import Settings, load_settings
 from tasks import runtime
+from tasks.approvals import EXPIRE_APPROVALS
 from tasks.dispatch import (
     QUEUE,
     RELAY_OUTBOX,
@@ -20,16 +21,33 @@ from tasks.dispatch import (
     connect_publish_metrics,
     publisher_config,
 )
+from tasks.scheduler import FIRE_SCHEDULES
+from tasks.timers import RESUME_DUE
 
-TASK_MODULES = ("tasks.step_task", "tasks.relay", "tasks.sweeper")
+TASK_MODULES = (
+    "tasks.step_task",
+    "tasks.relay",
+    "tasks.sweeper",
+    "tasks.approvals",
+    "tasks.timers",
+    "tasks.scheduler",
+)
 DEFAULT_RELAY_INTERVAL_SECONDS = 1.0
 DEFAULT_SWEEP_INTERVAL_SECONDS = 15.0
+DEFAULT_APPROVAL_EXPIRATION_INTERVAL_SECONDS = 5.0
+DEFAULT_RESUMER_INTERVAL_SECONDS = 1.0
+DEFAULT_SCHEDULER_INTERVAL_SECONDS = 5.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     intervals = settings.job_interval_seconds
     relay_every = float(intervals.get("outbox_relay", DEFAULT_RELAY_INTERVAL_SECONDS))
     sweep_every = float(intervals.get("stuck_sweeper", DEFAULT_SWEEP_INTERVAL_SECONDS))
+    expiry_every = float(
+        intervals.get("approval_expiration", DEFAULT_APPROVAL_EXPIRATION_INTERVAL_SECONDS)
+    )
+    resume_every = float(intervals.get("workflow_resumer", DEFAULT_RESUMER_INTERVAL_SECONDS))
+    schedule_every = float(intervals.get("scheduler", DEFAULT_SCHEDULER_INTERVAL_SECONDS))
     return {
         **publisher_config(settings.broker_url),
         # A step's message is acknowledged only after the step's transaction
@@ -59,6 +77,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": SWEEP_STUCK,
                 "schedule": sweep_every,
                 "options": {"queue": QUEUE, "expires": max(sweep_every * 2, 10.0)},
+            },
+            "approval-expiration": {
+                "task": EXPIRE_APPROVALS,
+                "schedule": expiry_every,
+                "options": {"queue": QUEUE, "expires": max(expiry_every * 2, 5.0)},
+            },
+            "workflow-resumer": {
+                "task": RESUME_DUE,
+                "schedule": resume_every,
+                "options": {"queue": QUEUE, "expires": max(resume_every * 5, 5.0)},
+            },
+            "scheduler": {
+                "task": FIRE_SCHEDULES,
+                "schedule": schedule_every,
+                "options": {"queue": QUEUE, "expires": max(schedule_every * 2, 10.0)},
             },
         },
         "beat_max_loop_interval": min(relay_every, 5.0),

@@ -137,6 +137,7 @@ def _on_worker_init(**_: Any) -> None:
 def _on_ready(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", "unknown")
     metrics.preinitialise_celery_task_counters(TASK_NAMES, hostname, QUEUE, KNOWN_EXCEPTIONS)
+    metrics.preinitialise_worker_job_metrics()
     metrics.set_celery_worker_up(hostname, [QUEUE], True)
 
 

@@ -22,6 +22,8 @@ from cli.output import duration as format_duration
 
 STATUSES = ("pending", "running", "waiting", "paused", "completed", "failed", "cancelled")
 FINISHED = frozenset({"completed", "failed", "cancelled"})
+# Nothing changes without a person or an outside event: `--follow` stops here too.
+PARKED = frozenset({"waiting", "paused"})
 
 EXECUTION_COLUMNS: list[Column] = [
     ("ID", lambda e: e["id"]),
@@ -140,7 +142,7 @@ def follow_execution(
                 printed[step["id"]] = state
                 _emit_step(ctx, step)
         execution = trace["execution"]
-        if execution["status"] in FINISHED or not follow:
+        if execution["status"] in FINISHED | PARKED or not follow:
             _emit_end(ctx, execution)
             return dict(execution)
         if deadline is not None and time.monotonic() >= deadline:

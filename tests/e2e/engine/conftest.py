@@ -67,7 +67,7 @@ class EngineStack(Stack):
 
 @pytest.fixture(scope="session")
 def engine_stack(
-    database_url: str,
+    engine_database_url: str,
     redis_url: str,
     http_sink: HttpSink,
     smtp_sink: SmtpSink,
@@ -76,7 +76,7 @@ def engine_stack(
     broker = redis.Redis.from_url(BROKER_URL)
     broker.flushdb()
     stack = EngineStack(
-        database_url=database_url,
+        database_url=engine_database_url,
         redis_url=redis_url,
         broker_url=BROKER_URL,
         workdir=tmp_path_factory.mktemp("engine-stack"),
@@ -105,8 +105,8 @@ def engine_stack(
 
 
 @pytest.fixture(scope="session")
-def db(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
+def db(engine_database_url: str) -> Iterator[Engine]:
+    engine = create_engine(engine_database_url)
     yield engine
     engine.dispose()
 
@@ -181,3 +181,12 @@ def load_example(name: str, sink_url: str) -> dict[str, Any]:
     """An example workflow as shipped, with its example.com URLs pointed at the sink."""
     text = (EXAMPLES_DIR / f"{name}.json").read_text()
     return dict(json.loads(_EXAMPLE_HOST.sub(lambda m: f"{sink_url}/{m.group(1)}", text)))
+
+
+@pytest.fixture(scope="session")
+def engine_database_url(database_url: str) -> Iterator[str]:
+    """This suite's processes get a database of their own (see tests.conftest)."""
+    from tests.conftest import dedicated_database
+
+    with dedicated_database(database_url, "engine") as url:
+        yield url

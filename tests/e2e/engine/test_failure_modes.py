@@ -179,13 +179,13 @@ def test_messages_lost_by_the_broker_are_relayed_again(
 
 
 def test_dropped_database_connections_are_recovered(
-    engine_stack: Stack, admin: Api, http_sink: HttpSink, db: Any, database_url: str
+    engine_stack: Stack, admin: Api, http_sink: HttpSink, db: Any, engine_database_url: str
 ) -> None:
     from sqlalchemy.engine import make_url
 
     ids, slow_path, after_path = start_batch(admin, http_sink, count=6, delay=0.5)
     wait_for(lambda: http_sink.calls(slow_path), timeout=30)
-    name = make_url(database_url).database
+    name = make_url(engine_database_url).database
     with db.connect() as connection:
         dropped = connection.execute(
             text(

@@ -32,6 +32,7 @@ from monitoring.assets import (
 )
 from monitoring.metrics import CATALOGUE
 from tests.e2e.stack import ROOT, Stack, free_port, wait_until
+from tests.integration.ai.wire import ProviderServer, anthropic_message
 from tests.integration.engine.sinks import HttpSink, SmtpSink
 
 pytestmark = pytest.mark.e2e
@@ -230,6 +231,9 @@ def observed(database_url: str, redis_url: str, tmp_path_factory: Any) -> Iterat
     broker.flushdb()
     workdir: Path = tmp_path_factory.mktemp("metrics-stack")
     sink, smtp = HttpSink().start(), SmtpSink().start()
+    # A local server speaking Anthropic's wire format, so ai_* metrics come from real calls.
+    provider = ProviderServer().start()
+    provider.script(anthropic_message("hello"))
     stack = Stack(
         database_url=db_url,
         redis_url=redis_url,
@@ -240,9 +244,14 @@ def observed(database_url: str, redis_url: str, tmp_path_factory: Any) -> Iterat
             "SMTP_PORT": str(smtp.port),
             "JOB_INTERVAL_OUTBOX_RELAY": "1s",
             "LOG_LEVEL": "WARNING",
+            "AI_PROVIDER": "anthropic",
+            "AI_API_KEY": "sk-ant-test",
+            "AI_MODEL": "claude-test",
+            "AI_BASE_URL": provider.url,
         },
     )
     prometheus_port, node_port = free_port(), free_port()
+    clients: list[httpx.Client] = []
     config = render_local_config(
         api_port=stack.api_port,
         worker_port=stack.worker_metrics_port,
@@ -283,12 +292,18 @@ def observed(database_url: str, redis_url: str, tmp_path_factory: Any) -> Iterat
         stack.wait_ready()
         stack.wait_worker()
         prometheus = Prometheus(f"http://127.0.0.1:{prometheus_port}")
+        clients.append(prometheus.http)
         wait_until(
             lambda: prometheus.http.get("/-/ready").status_code == 200, 60, what="prometheus"
         )
         traffic = Traffic()
         api = CountingApi(stack.api_url, traffic)
+        clients.append(api.http)
         _drive_traffic(api, sink, smtp.port)
+        chat = api.request(
+            "POST", "/ai/chat", json={"messages": [{"role": "user", "content": "hi"}]}
+        )
+        assert chat.status_code == 200, chat.text
         wait_until(lambda: _settled(api), 90, interval=0.5, what="executions to settle")
         _decide_approvals(api)
         wait_until(lambda: _settled(api), 60, interval=0.5, what="approved executions")
@@ -316,9 +331,12 @@ def observed(database_url: str, redis_url: str, tmp_path_factory: Any) -> Iterat
         wait_until(caught_up, 60, interval=1, what="prometheus to see every request and execution")
         yield {"prometheus": prometheus, "traffic": traffic, "finished": finished, "stack": stack}
     finally:
+        for client in clients:
+            client.close()
         stack.stop()
         sink.stop()
         smtp.stop()
+        provider.stop()
         broker.flushdb()
         broker.close()
         drop_database(db_url)

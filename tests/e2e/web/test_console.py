@@ -65,7 +65,7 @@ def _prepare() -> list[str]:
 
 @pytest.fixture(scope="module")
 def console_run(
-    database_url: str, redis_url: str, tmp_path_factory: Any
+    web_database_url: str, redis_url: str, tmp_path_factory: Any
 ) -> Iterator[dict[str, Any]]:
     missing = _prepare()
     if missing:
@@ -73,7 +73,7 @@ def console_run(
     broker = redis.Redis.from_url(BROKER_URL)
     broker.flushdb()
     stack = Stack(
-        database_url=database_url,
+        database_url=web_database_url,
         redis_url=redis_url,
         broker_url=BROKER_URL,
         workdir=tmp_path_factory.mktemp("web-stack"),
