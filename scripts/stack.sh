@@ -57,11 +57,15 @@ up() {
   echo "database: migrating $DATABASE_URL"
   "$BIN/python" -m models.manage init
   echo "starting processes"
+  # One metrics directory per serving host; it must exist before any process imports the metrics.
+  mkdir -p "$ROOT/var/metrics/api" "$ROOT/var/metrics/worker"
   export PROMETHEUS_MULTIPROC_DIR="$ROOT/var/metrics/api"
   start api "$BIN/gunicorn" -c gunicorn.conf.py "api.wsgi:app"
   export PROMETHEUS_MULTIPROC_DIR="$ROOT/var/metrics/worker"
   start worker "$BIN/celery" -A workers.app worker --loglevel INFO --concurrency "$WORKER_CONCURRENCY" \
     -n "worker@%h" --without-gossip --without-mingle
+  # beat serves no metrics endpoint; its job runs are recorded by the worker processes.
+  unset PROMETHEUS_MULTIPROC_DIR
   start beat "$BIN/celery" -A workers.app beat --loglevel INFO --schedule "$RUN/celerybeat-schedule"
   # Flower must not write multiprocess metric files (its own /metrics is single-process).
   start flower env -u PROMETHEUS_MULTIPROC_DIR "$BIN/celery" -A workers.app flower \
