@@ -66,7 +66,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         ),
     )
     install_middleware(app)
-    install_http_metrics(app)
+    if settings.http_metrics_enabled:
+        install_http_metrics(app)
     install_rate_limits(app, settings)
     api = PlatformApi(app)
     register_error_handlers(app)

@@ -17,7 +17,9 @@ _EXTENSION = "iw-publisher"
 def publisher() -> Publisher:
     found = current_app.extensions.get(_EXTENSION)
     if found is None:
-        found = Publisher.for_broker(settings().broker_url)
+        found = Publisher.for_broker(
+            settings().broker_url, celery_metrics=settings().celery_metrics_enabled
+        )
         current_app.extensions[_EXTENSION] = found
     return found
 

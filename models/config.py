@@ -51,6 +51,10 @@ class Settings:
     enrichment_base_url: str = ""
     enrichment_cache_seconds: int = 60
     log_level: str = "INFO"
+    # Off for sites that run the external celery-exporter instead (docker compose profile).
+    celery_metrics_enabled: bool = True
+    # Off only to measure the middleware's cost (bench/scrape.py).
+    http_metrics_enabled: bool = True
     db_pool_size: int = 5
     worker_concurrency: int = 2
     workflow_secrets: Mapping[str, str] = field(default_factory=dict)
@@ -142,6 +146,8 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "ENRICHMENT_BASE_URL": ("enrichment_base_url", str),
     "ENRICHMENT_CACHE_SECONDS": ("enrichment_cache_seconds", int),
     "LOG_LEVEL": ("log_level", str),
+    "CELERY_METRICS_ENABLED": ("celery_metrics_enabled", _bool),
+    "HTTP_METRICS_ENABLED": ("http_metrics_enabled", _bool),
     "DB_POOL_SIZE": ("db_pool_size", int),
     "WORKER_CONCURRENCY": ("worker_concurrency", int),
     "AI_PROVIDER": ("ai_provider", lambda text: text.strip().lower()),

@@ -166,10 +166,11 @@ class Publisher:
         self._app = celery_app
 
     @classmethod
-    def for_broker(cls, broker_url: str) -> Publisher:
+    def for_broker(cls, broker_url: str, *, celery_metrics: bool = True) -> Publisher:
         app = Celery("iw-publisher", set_as_current=False)
         app.conf.update(publisher_config(broker_url))
-        connect_publish_metrics()
+        if celery_metrics:
+            connect_publish_metrics()
         return cls(app)
 
     @classmethod

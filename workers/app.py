@@ -106,8 +106,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
     celery_app.conf.include = list(TASK_MODULES)
     from workers import signals
 
-    signals.connect(celery_app)
-    connect_publish_metrics()
+    signals.connect(celery_app, celery_metrics=settings.celery_metrics_enabled)
+    if settings.celery_metrics_enabled:
+        connect_publish_metrics()
     return celery_app
 
 

@@ -136,18 +136,29 @@ def _on_worker_init(**_: Any) -> None:
 
 def _on_ready(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", "unknown")
-    metrics.preinitialise_celery_task_counters(TASK_NAMES, hostname, QUEUE, KNOWN_EXCEPTIONS)
     metrics.preinitialise_worker_job_metrics()
-    metrics.set_celery_worker_up(hostname, [QUEUE], True)
+    if _celery_family[0]:
+        metrics.preinitialise_celery_task_counters(TASK_NAMES, hostname, QUEUE, KNOWN_EXCEPTIONS)
+        metrics.set_celery_worker_up(hostname, [QUEUE], True)
 
 
 def _on_shutdown(sender: Any = None, **_: Any) -> None:
-    metrics.set_celery_worker_up(getattr(sender, "hostname", "unknown"), [QUEUE], False)
+    if _celery_family[0]:
+        metrics.set_celery_worker_up(getattr(sender, "hostname", "unknown"), [QUEUE], False)
 
 
-def connect(celery_app: Celery) -> None:
-    """Connect every handler once per process (`dispatch_uid` makes this idempotent)."""
-    handlers = (
+# Whether this process emits the celery_* family (Settings.celery_metrics_enabled).
+_celery_family = [True]
+
+
+def connect(celery_app: Celery, *, celery_metrics: bool = True) -> None:
+    """Connect every handler once per process (`dispatch_uid` makes this idempotent).
+
+    With `celery_metrics` off, the celery_* family is left to an external exporter;
+    the process lifecycle handlers (fork handling, metrics directory) stay.
+    """
+    _celery_family[0] = celery_metrics
+    celery_family = (
         (task_received, _on_received),
         (task_prerun, _on_prerun),
         (task_postrun, _on_postrun),
@@ -156,11 +167,13 @@ def connect(celery_app: Celery) -> None:
         (task_retry, _on_retry),
         (task_rejected, _on_rejected),
         (task_revoked, _on_revoked),
+    )
+    lifecycle = (
         (worker_init, _on_worker_init),
         (worker_process_init, _on_process_init),
         (worker_process_shutdown, _on_process_shutdown),
         (worker_ready, _on_ready),
         (worker_shutdown, _on_shutdown),
     )
-    for signal, handler in handlers:
+    for signal, handler in (*(celery_family if celery_metrics else ()), *lifecycle):
         signal.connect(handler, weak=False, dispatch_uid=f"iw-{handler.__name__}")
