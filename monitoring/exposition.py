@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -185,8 +186,10 @@ def start_metrics_server(
     addr: str = "0.0.0.0",
     extra_collectors: Iterable[Collector] = (),
     process_root_pid: int | None = None,
+    *,
+    in_subprocess: bool = False,
 ) -> ThreadingHTTPServer:
-    """Serve :func:`render_metrics` on ``addr:port`` from a daemon thread.
+    """Serve :func:`render_metrics` on ``addr:port`` from a daemon thread (or a child process).
 
     For a Celery worker host: start it in the main process (``worker_init``),
     which is the root of the pool's process tree. ``server.shutdown()`` stops it.
@@ -210,5 +213,32 @@ def start_metrics_server(
 
     server = ThreadingHTTPServer((addr, port), MetricsHandler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
+    if in_subprocess:
+        _serve_in_child(server)
+    else:
+        threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
     return server
+
+
+def _serve_in_child(server: ThreadingHTTPServer) -> None:
+    """Serve from a forked child so a scrape never competes for the GIL of a busy process.
+
+    The socket is bound here (so a taken port fails in the caller); the child
+    serves it and exits as soon as its parent is gone.
+    """
+    parent = os.getpid()
+    child = os.fork()
+    if child:
+        server.socket.close()
+        return
+    try:
+
+        def exit_with_parent() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            os._exit(0)
+
+        threading.Thread(target=exit_with_parent, daemon=True).start()
+        server.serve_forever()
+    finally:
+        os._exit(0)

@@ -129,7 +129,8 @@ def _on_worker_init(**_: Any) -> None:
         multiprocess.prepare_directory(directory)
     port = runtime.current().settings.worker_metrics_port
     try:
-        exposition.start_metrics_server(port)
+        # In its own process: the worker's main loop must not slow scrapes down (and back).
+        exposition.start_metrics_server(port, process_root_pid=os.getpid(), in_subprocess=True)
     except OSError as exc:  # another worker on this host already serves the port
         log.warning("worker_metrics_port_unavailable", port=port, error=str(exc))
 
