@@ -16,7 +16,8 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
-from api.auth.tokens import TokenError, decode_access_token, hash_token
+from api.auth.principal import access_claims
+from api.auth.tokens import TokenError, hash_token
 from api.errors import error_response
 from models.config import Settings
 
@@ -31,10 +32,8 @@ def principal_key() -> str:
         return "key:" + hash_token(api_key)[:32]
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        from api.services import settings
-
         try:
-            claims = decode_access_token(header[7:].strip(), secret=settings().jwt_secret)
+            claims = access_claims(header[7:].strip())
         except TokenError:
             return "ip:" + ip_key()
         return f"user:{claims.user_id}:{claims.organization_id}"

@@ -23,7 +23,7 @@ from engine.definition import Step
 from engine.errors import StepError
 from engine.executor import run_step
 from engine.fanout import foreach_body, item_outcome, join_foreach, plan_foreach
-from engine.machine import RetryAt, decide_after_join, idempotency_key, retry_due
+from engine.machine import RetryAt, idempotency_key, retry_due
 from engine.outcome import BranchOutcome, StepOutcome
 from engine.port import StepPorts
 from engine.state import StepRunStatus
@@ -32,10 +32,9 @@ from models.execution import DispatchOutbox, Execution, StepRun
 from tasks.stepping import StepAttempt, retry_rng
 from tasks.transition import (
     Applied,
-    apply_decision,
+    apply_join,
     apply_records,
     branch_output,
-    current_result,
     schedule_retry,
     step_metric,
     ticket_step,
@@ -186,26 +185,9 @@ def _join(
     now: datetime,
     applied: Applied,
 ) -> Applied:
-    execution, step = attempt.execution, attempt.step
+    step = attempt.step
     join = join_foreach(step, outcomes)
-    parent_attempt = StepAttempt(
-        execution,
-        attempt.definition,
-        step,
-        "",
-        parent.attempt,
-        parent,
-        parent.started_at or now,
-        dict(execution.context),
-    )
-    status = StepRunStatus.COMPLETED if join.passed else StepRunStatus.FAILED
-    parent_attempt.finish_run(
-        session, status, now, output=join.to_dict(), error_message=join.message
-    )
-    step_metric(applied, parent_attempt, status)
-    decision = decide_after_join(attempt.definition, step, join, current_result(execution))
-    applied.label = "joined"
-    return apply_decision(session, parent_attempt, decision, now, applied)
+    return apply_join(session, attempt, step, parent, join, now=now, applied=applied)
 
 
 def _parent_run(session: Session, execution: Execution, step: Step) -> StepRun | None:

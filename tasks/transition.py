@@ -33,6 +33,7 @@ from engine.machine import (
     retry_due,
     time_out,
 )
+from engine.outcome import JoinDecision
 from engine.state import ExecutionResult, ExecutionStatus, StepRunStatus
 from models.execution import Approval, DispatchOutbox, Execution, StepRun
 from models.execution import Wait as WaitRow
@@ -344,10 +345,25 @@ def _maybe_join(session: Session, attempt: StepAttempt, now: datetime, applied: 
         execution.heartbeat_at = now
         return applied
     join = join_parallel(parent, outcomes)
+    return apply_join(session, attempt, parent, parent_run, join, now=now, applied=applied)
+
+
+def apply_join(
+    session: Session,
+    attempt: StepAttempt,
+    step: Step,
+    parent_run: StepRun,
+    join: JoinDecision,
+    *,
+    now: datetime,
+    applied: Applied,
+) -> Applied:
+    """Close a fan-out step's run with its join (parallel or foreach) and route the flow."""
+    execution = attempt.execution
     parent_attempt = StepAttempt(
         execution,
         attempt.definition,
-        parent,
+        step,
         "",
         parent_run.attempt,
         parent_run,
@@ -359,7 +375,7 @@ def _maybe_join(session: Session, attempt: StepAttempt, now: datetime, applied: 
         session, status, now, output=join.to_dict(), error_message=join.message
     )
     step_metric(applied, parent_attempt, status)
-    decision = decide_after_join(attempt.definition, parent, join, current_result(execution))
+    decision = decide_after_join(attempt.definition, step, join, current_result(execution))
     applied.label = "joined"
     return apply_decision(session, parent_attempt, decision, now, applied)
 

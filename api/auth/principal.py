@@ -13,7 +13,7 @@ from flask import g, request
 from sqlalchemy import select
 
 from api.auth.revocation import is_access_token_revoked
-from api.auth.tokens import TokenError, decode_access_token, hash_token
+from api.auth.tokens import AccessClaims, TokenError, decode_access_token, hash_token
 from api.errors import abort
 from api.services import services
 from models.identity import ApiKey, Membership, User
@@ -84,8 +84,18 @@ def authenticate() -> Principal:
     return principal
 
 
-def _from_access_token(token: str) -> Principal:
+def access_claims(token: str) -> AccessClaims:
+    """The token's verified claims, decoded once per request (the rate limiter asks first)."""
+    cached = g.get("access_claims")
+    if cached is not None and cached[0] == token:
+        return cast(AccessClaims, cached[1])
     claims = decode_access_token(token, secret=services().settings.jwt_secret)
+    g.access_claims = (token, claims)
+    return claims
+
+
+def _from_access_token(token: str) -> Principal:
+    claims = access_claims(token)
     if is_access_token_revoked(claims.token_id):
         raise TokenError("revoked", "The access token has been revoked")
     membership = _membership(claims.user_id, claims.organization_id)
