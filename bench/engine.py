@@ -1,7 +1,7 @@
 """Engine benchmark: 300 executions of a 5-step no-op workflow, end to end, against the
 Celery-chain floor measured in the same run (shared/bench/celery_floor.py --pg).
 
-    .venv/bin/python bench/engine.py [-n 300] [--skip-floor] [--skip-ingest]
+    .venv/bin/python bench/engine.py [-n 300] [--skip-floor] [--skip-ingest] [--skip-engine]
 
 Starts, on a throwaway database and dedicated Redis DBs: gunicorn (2 workers,
 flags on the command line, no gunicorn.conf.py) and a Celery worker (prefork,
@@ -419,6 +419,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300)
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-engine", action="store_true", help="only the ingest comparison")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -438,8 +439,9 @@ def main() -> None:
     print(f"logs: {workdir}")
     try:
         upgrade_to_head(database_url)
-        result, drain = run_engine(args.n, processes, database_url)
-        report(result, drain, None if args.skip_floor else run_floor(args.n, processes))
+        if not args.skip_engine:
+            result, drain = run_engine(args.n, processes, database_url)
+            report(result, drain, None if args.skip_floor else run_floor(args.n, processes))
         if not args.skip_ingest:
             run_ingest(processes, database_url)
     finally:

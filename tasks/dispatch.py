@@ -29,6 +29,7 @@ from celery.signals import after_task_publish
 from sqlalchemy.orm import Session
 
 from models.execution import DispatchOutbox
+from models.rows import insert_rows
 
 log = structlog.get_logger(__name__)
 
@@ -129,13 +130,41 @@ def add_ticket(
     branch_key: str = "",
     due_at: datetime | None = None,
 ) -> DispatchOutbox:
-    """Insert a ticket in the caller's transaction.
+    """Insert a ticket in the caller's transaction (through the session's unit of work).
 
     Without `due_at` the caller publishes it after commit and the relay only
     steps in after REDELIVERY_GRACE; with `due_at` (a retry backoff) the relay
     publishes it when it falls due.
     """
-    row = DispatchOutbox(
+    row = new_ticket(
+        organization_id=organization_id,
+        execution_id=execution_id,
+        step_id=step_id,
+        now=now,
+        limit=limit,
+        attempt_group=attempt_group,
+        attempt=attempt,
+        branch_key=branch_key,
+        due_at=due_at,
+    )
+    session.add(row)
+    return row
+
+
+def new_ticket(
+    *,
+    organization_id: uuid.UUID,
+    execution_id: uuid.UUID,
+    step_id: str,
+    now: datetime,
+    limit: timedelta,
+    attempt_group: int = 1,
+    attempt: int = 1,
+    branch_key: str = "",
+    due_at: datetime | None = None,
+) -> DispatchOutbox:
+    """A ticket row, not yet in any session (see add_ticket and insert_tickets)."""
+    return DispatchOutbox(
         organization_id=organization_id,
         execution_id=execution_id,
         task_name=RUN_STEP,
@@ -150,8 +179,30 @@ def add_ticket(
         },
         available_at=due_at if due_at is not None else now + REDELIVERY_GRACE,
     )
-    session.add(row)
-    return row
+
+
+def insert_tickets(session: Session, rows: list[DispatchOutbox]) -> None:
+    """Insert new tickets in one statement, bypassing the unit of work, and give each
+    row its id (the rows stay outside the session: nothing reads them back).
+    At most one new ticket per execution, so the execution id pairs ids with rows."""
+    inserted = insert_rows(
+        session,
+        DispatchOutbox,
+        [
+            {
+                "organization_id": row.organization_id,
+                "execution_id": row.execution_id,
+                "task_name": row.task_name,
+                "payload": row.payload,
+                "available_at": row.available_at,
+            }
+            for row in rows
+        ],
+        returning=("id", "execution_id"),
+    )
+    ids = {execution_id: row_id for row_id, execution_id in inserted}
+    for row in rows:
+        row.id = ids[row.execution_id]
 
 
 def is_immediate(row: DispatchOutbox) -> bool:

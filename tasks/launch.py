@@ -1,15 +1,19 @@
 """Starting executions: the row, its pinned definition and its first ticket, in one transaction.
 
-Used by the events API, manual execution and (later) the scheduler. The caller
-commits, then publishes the returned tickets (`Launch.tickets`).
+Used by the events API, manual execution and the scheduler. The caller
+commits, then publishes the returned tickets (`Launch.ticket`). Rows are
+written with plain INSERTs (models.rows) rather than the ORM's unit of work:
+starting executions is on the path of every event, and nothing reads these
+rows back in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -17,19 +21,44 @@ from engine.context import build_context
 from engine.definition import Definition
 from engine.state import ExecutionStatus
 from models.execution import DispatchOutbox, Event, Execution
-from models.workflow import Workflow
-from tasks.dispatch import add_ticket, step_limit
+from models.rows import insert_rows
+from tasks.dispatch import insert_tickets, new_ticket, step_limit
+
+
+class WorkflowVersion(Protocol):
+    """What starting an execution reads of a workflow version: an ORM `Workflow`, or
+    a `WorkflowRecord` read with a plain query on the hot path."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def organization_id(self) -> uuid.UUID: ...
+    @property
+    def workflow_id(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def definition(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    workflow_id: str
+    version: str
+    definition: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Launch:
-    execution: Execution
+    execution_id: uuid.UUID
     ticket: DispatchOutbox
 
 
 def start_execution(
     session: Session,
-    workflow: Workflow,
+    workflow: WorkflowVersion,
     payload: dict[str, Any],
     *,
     now: datetime,
@@ -52,7 +81,7 @@ def start_execution(
 
 def start_executions(
     session: Session,
-    workflows: list[tuple[Workflow, uuid.UUID]],
+    workflows: Sequence[tuple[WorkflowVersion, uuid.UUID]],
     payload: dict[str, Any],
     *,
     now: datetime,
@@ -62,39 +91,46 @@ def start_executions(
 ) -> list[Launch]:
     """Start one execution per (workflow version, pre-allocated execution id), with
     one round trip per table however many workflows an event starts."""
-    executions = [
-        _new_execution(
-            workflow,
-            execution_id,
-            payload,
-            now=now,
-            trigger_type=trigger_type,
-            event=event,
-            created_by=created_by,
-        )
-        for workflow, execution_id in workflows
-    ]
-    session.add_all(executions)
-    # No ORM relationship orders these inserts: the tickets' foreign key needs
-    # the execution rows first.
-    session.flush()
-    launches = []
-    for (workflow, _), execution in zip(workflows, executions, strict=True):
-        first = Definition.from_dict(workflow.definition).first_step
-        ticket = add_ticket(
-            session,
+    if not workflows:
+        return []
+    definitions = [Definition.from_dict(workflow.definition) for workflow, _ in workflows]
+    insert_rows(
+        session,
+        Execution,
+        [
+            _new_execution(
+                workflow,
+                definition,
+                execution_id,
+                payload,
+                now=now,
+                trigger_type=trigger_type,
+                event=event,
+                created_by=created_by,
+            )
+            for (workflow, execution_id), definition in zip(workflows, definitions, strict=True)
+        ],
+    )
+    tickets = [
+        new_ticket(
             organization_id=workflow.organization_id,
-            execution_id=execution.id,
-            step_id=first.id,
+            execution_id=execution_id,
+            step_id=definition.first_step.id,
             now=now,
-            limit=step_limit(first.timeout),
+            limit=step_limit(definition.first_step.timeout),
         )
-        launches.append(Launch(execution, ticket))
-    return launches
+        for (workflow, execution_id), definition in zip(workflows, definitions, strict=True)
+    ]
+    insert_tickets(session, tickets)
+    return [
+        Launch(execution_id, ticket)
+        for (_, execution_id), ticket in zip(workflows, tickets, strict=True)
+    ]
 
 
 def _new_execution(
-    workflow: Workflow,
+    workflow: WorkflowVersion,
+    definition: Definition,
     execution_id: uuid.UUID,
     payload: dict[str, Any],
     *,
@@ -102,8 +138,8 @@ def _new_execution(
     trigger_type: str,
     event: Event | None,
     created_by: uuid.UUID | None,
-) -> Execution:
-    definition = Definition.from_dict(workflow.definition)
+) -> dict[str, Any]:
+    """The new execution row's column values."""
     context = build_context(
         payload,
         execution_id=str(execution_id),
@@ -113,27 +149,26 @@ def _new_execution(
         event_type=event.event_type if event is not None else None,
         event_id=str(event.id) if event is not None else None,
     )
-    first = definition.first_step
-    return Execution(
-        id=execution_id,
-        organization_id=workflow.organization_id,
-        workflow_row_id=workflow.id,
-        workflow_id=workflow.workflow_id,
-        workflow_version=workflow.version,
+    return {
+        "id": execution_id,
+        "organization_id": workflow.organization_id,
+        "workflow_row_id": workflow.id,
+        "workflow_id": workflow.workflow_id,
+        "workflow_version": workflow.version,
         # The pinned copy: later edits of the workflow never reach this run.
-        definition=workflow.definition,
-        status=str(ExecutionStatus.PENDING),
-        trigger_type=trigger_type,
-        trigger_event=event.event_type if event is not None else None,
-        trigger_event_id=event.id if event is not None else None,
-        trigger_payload=payload,
-        context=context,
-        current_step_id=first.id,
-        attempt_group=1,
-        version=1,
-        started_at=now,
-        running_seconds=0.0,
-        deadline_at=now + definition.timeout,
-        heartbeat_at=now,
-        created_by=created_by,
-    )
+        "definition": workflow.definition,
+        "status": str(ExecutionStatus.PENDING),
+        "trigger_type": trigger_type,
+        "trigger_event": event.event_type if event is not None else None,
+        "trigger_event_id": event.id if event is not None else None,
+        "trigger_payload": payload,
+        "context": context,
+        "current_step_id": definition.first_step.id,
+        "attempt_group": 1,
+        "version": 1,
+        "started_at": now,
+        "running_seconds": 0.0,
+        "deadline_at": now + definition.timeout,
+        "heartbeat_at": now,
+        "created_by": created_by,
+    }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.condition import evaluate
@@ -29,21 +29,37 @@ from tasks.transition import Applied, apply_decision, current_result
 
 BATCH_SIZE = 1000
 
+_OPEN_EVENT_WAITS = (
+    select(Wait.id)
+    .where(
+        Wait.organization_id == bindparam("organization_id"),
+        Wait.kind == "event",
+        Wait.status == "waiting",
+        Wait.event_type == bindparam("event_type"),
+    )
+    .order_by(Wait.created_at)
+    .limit(BATCH_SIZE)
+    .with_for_update(skip_locked=True)
+)
+
 
 def resume_event_waits(session: Session, event: Event, *, now: datetime) -> list[Applied]:
     """Resolve every open wait this event satisfies; returns what to publish and record
     after commit."""
-    waits = session.scalars(
-        select(Wait)
-        .where(
-            Wait.organization_id == event.organization_id,
-            Wait.kind == "event",
-            Wait.status == "waiting",
-            Wait.event_type == event.event_type,
+    # Most events wake nothing: lock the open waits' ids with a plain Core query
+    # and only then load them as objects.
+    wait_ids = (
+        session.execute(
+            _OPEN_EVENT_WAITS,
+            {"organization_id": event.organization_id, "event_type": event.event_type},
         )
-        .order_by(Wait.created_at)
-        .limit(BATCH_SIZE)
-        .with_for_update(skip_locked=True)
+        .scalars()
+        .all()
+    )
+    if not wait_ids:
+        return []
+    waits = session.scalars(
+        select(Wait).where(Wait.id.in_(wait_ids)).order_by(Wait.created_at)
     ).all()
     resumed: list[Applied] = []
     for wait in waits:

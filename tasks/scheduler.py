@@ -84,7 +84,7 @@ def _fire(
         "schedule_fired",
         schedule_id=str(schedule.id),
         workflow_id=workflow.workflow_id,
-        execution_id=str(launch.execution.id),
+        execution_id=str(launch.execution_id),
         due_at=due.isoformat(),
     )
     return launch.ticket

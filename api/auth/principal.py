@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import g, request
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 
 from api.auth.revocation import is_access_token_revoked
 from api.auth.tokens import AccessClaims, TokenError, decode_access_token, hash_token
@@ -98,34 +98,42 @@ def _from_access_token(token: str) -> Principal:
     claims = access_claims(token)
     if is_access_token_revoked(claims.token_id):
         raise TokenError("revoked", "The access token has been revoked")
-    membership = _membership(claims.user_id, claims.organization_id)
-    if membership is None:
+    standing = _standing(claims.user_id, claims.organization_id)
+    if standing is None:
         raise TokenError("not_a_member", "The token's organization membership no longer exists")
-    user = membership.user
-    if not user.is_active:
+    if not standing.is_active:
         raise TokenError("inactive_user", "The user is disabled")
     # iat has whole seconds: compare at that precision so tokens issued by the
     # password change itself stay valid.
-    if user.password_changed_at is not None and claims.issued_at.timestamp() < int(
-        user.password_changed_at.timestamp()
-    ):
+    changed_at = standing.password_changed_at
+    if changed_at is not None and claims.issued_at.timestamp() < int(changed_at.timestamp()):
         raise TokenError("password_changed", "The password changed after this token was issued")
     return Principal(
         user_id=claims.user_id,
         organization_id=claims.organization_id,
-        role=membership.role_name,
-        permissions=permissions_of(membership.role_name),
+        role=standing.role_name,
+        permissions=permissions_of(standing.role_name),
         token_id=claims.token_id,
         token_expires_at=claims.expires_at,
     )
 
 
-def _membership(user_id: uuid.UUID, organization_id: uuid.UUID) -> Membership | None:
-    with services().session_factory() as session:
-        return session.scalars(
-            select(Membership).where(
-                Membership.user_id == user_id, Membership.organization_id == organization_id
-            )
+# Read at every request (a removed member or a disabled user loses access at once),
+# so only the three columns the checks need, in one statement.
+_STANDING = (
+    select(Membership.role_name, User.is_active, User.password_changed_at)
+    .join(User, User.id == Membership.user_id)
+    .where(
+        Membership.user_id == bindparam("user_id"),
+        Membership.organization_id == bindparam("organization_id"),
+    )
+)
+
+
+def _standing(user_id: uuid.UUID, organization_id: uuid.UUID) -> Row[str, bool, datetime | None] | None:
+    with services().db_engine.connect() as connection:
+        return connection.execute(
+            _STANDING, {"user_id": user_id, "organization_id": organization_id}
         ).first()
 
 

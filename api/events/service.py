@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,9 +27,10 @@ from engine.definition import Trigger
 from engine.templating import TemplateRenderer
 from engine.trigger import event_matches
 from models.execution import DispatchOutbox, Event
+from models.rows import insert_rows
 from models.workflow import Workflow
 from monitoring import metrics
-from tasks.launch import start_executions
+from tasks.launch import WorkflowRecord, start_executions
 from tasks.resume import resume_event_waits
 from tasks.transition import record_metrics
 
@@ -77,8 +78,9 @@ def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | N
             triggered_workflows=[workflow.workflow_id for workflow, _ in matching],
             execution_ids=[str(execution_id) for _, execution_id in matching],
         )
-        session.add(event)
-        session.flush()  # a duplicate key fails here, before any execution exists
+        # A plain INSERT (nothing reads the event back in this transaction); a
+        # duplicate key fails here, before any execution exists.
+        insert_rows(session, Event, [_columns(event)])
         tickets: list[DispatchOutbox] = []
         if matching:
             launches = start_executions(
@@ -100,23 +102,47 @@ def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | N
     return event
 
 
+def _columns(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "organization_id": event.organization_id,
+        "event_type": event.event_type,
+        "source": event.source,
+        "payload": event.payload,
+        "idempotency_key": event.idempotency_key,
+        "received_at": event.received_at,
+        "triggered_workflows": event.triggered_workflows,
+        "execution_ids": event.execution_ids,
+    }
+
+
+# Only the columns a launch needs: rows, not ORM objects, on the path of every event.
+_EVENT_WORKFLOWS = (
+    select(
+        Workflow.id,
+        Workflow.organization_id,
+        Workflow.workflow_id,
+        Workflow.version,
+        Workflow.definition,
+    )
+    .where(
+        Workflow.organization_id == bindparam("organization_id"),
+        Workflow.enabled.is_(True),
+        Workflow.trigger_type == "event",
+    )
+    .order_by(Workflow.workflow_id)
+)
+
+
 def _matching_workflows(
     session: Session, organization_id: uuid.UUID, event_type: str, payload: dict[str, Any]
-) -> list[Workflow]:
-    candidates = session.scalars(
-        select(Workflow)
-        .where(
-            Workflow.organization_id == organization_id,
-            Workflow.enabled.is_(True),
-            Workflow.trigger_type == "event",
-        )
-        .order_by(Workflow.workflow_id)
-    ).all()
+) -> list[WorkflowRecord]:
+    candidates = session.execute(_EVENT_WORKFLOWS, {"organization_id": organization_id})
     return [
-        workflow
-        for workflow in candidates
+        WorkflowRecord(*row)
+        for row in candidates
         if event_matches(
-            Trigger.from_dict(workflow.definition.get("trigger") or {}),
+            Trigger.from_dict(row.definition.get("trigger") or {}),
             event_type,
             payload,
             _filter_holds,

@@ -143,15 +143,14 @@ def execute(principal: Principal, workflow_row_id: uuid.UUID, payload: dict[str,
             session,
             "workflow_executed",
             "execution",
-            launch.execution.id,
+            launch.execution_id,
             {"workflow_id": workflow.workflow_id, "version": workflow.version},
             principal=principal,
         )
         publish_after_commit(uow, [launch.ticket])
-        session.flush()
-        session.refresh(launch.execution)
+        execution = session.get_one(Execution, launch.execution_id)
         uow.commit()
-    return launch.execution
+    return execution
 
 
 def _workflow(session: Session, organization_id: uuid.UUID, row_id: uuid.UUID) -> Workflow:
