@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.errors import ErrorSchema, register_error_handlers
 from api.middleware import install_middleware
@@ -65,6 +66,13 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
             redis=instrumented_redis(settings.redis_url, socket_timeout=5),
         ),
     )
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        # Behind N proxies the client's address is the Nth from the right of
+        # X-Forwarded-For; anything further left was written by the client.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     install_middleware(app)
     if settings.http_metrics_enabled:
         install_http_metrics(app)

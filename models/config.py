@@ -41,6 +41,9 @@ class Settings:
     failed_login_window: timedelta = timedelta(minutes=15)
     max_body_bytes: int = 1024 * 1024
     cors_origins: tuple[str, ...] = ()
+    # Reverse proxies in front of the API whose X-Forwarded-For/-Proto/-Host are
+    # believed; 0 trusts none (the per-IP limit then sees the peer address).
+    trusted_proxies: int = 0
     outbound_allow_cidrs: tuple[str, ...] = ()
     outbound_timeout_seconds: float = 10.0
     outbound_max_response_bytes: int = 1024 * 1024
@@ -92,6 +95,8 @@ class Settings:
             raise ConfigurationError(f"AI_PROVIDER must be one of {sorted(AI_PROVIDERS)}")
         if self.ai_timeout_seconds <= 0 or self.ai_max_retries < 0:
             raise ConfigurationError("AI_TIMEOUT_SECONDS must be > 0 and AI_MAX_RETRIES >= 0")
+        if self.trusted_proxies < 0:
+            raise ConfigurationError("TRUSTED_PROXIES must be >= 0")
         return self
 
 
@@ -136,6 +141,7 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "FAILED_LOGIN_WINDOW": ("failed_login_window", parse_duration),
     "MAX_BODY_BYTES": ("max_body_bytes", int),
     "CORS_ORIGINS": ("cors_origins", _split),
+    "TRUSTED_PROXIES": ("trusted_proxies", int),
     "OUTBOUND_ALLOW_CIDRS": ("outbound_allow_cidrs", _split),
     "OUTBOUND_TIMEOUT_SECONDS": ("outbound_timeout_seconds", float),
     "OUTBOUND_MAX_RESPONSE_BYTES": ("outbound_max_response_bytes", int),

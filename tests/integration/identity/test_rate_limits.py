@@ -101,3 +101,51 @@ def test_authenticated_endpoints_are_not_under_the_auth_limit(strict_app: Any) -
     ]
 
     assert {a.status_code for a in answers} == {200}
+
+
+@pytest.fixture
+def proxied_app(base_settings: dict[str, Any]) -> Iterator[Any]:
+    from api.app import create_app
+
+    application = create_app({**base_settings, "rate_limit_auth": "2/minute", "trusted_proxies": 1})
+    yield application
+    application.extensions["iw"].db_engine.dispose()
+
+
+def _login_via_proxy(client: Any, proxy: str, forwarded_for: str) -> int:
+    body = {"username": unique("nobody"), "password": "whatever-1"}
+    answer = client.post(
+        API + "/auth/login",
+        json=body,
+        environ_base={"REMOTE_ADDR": proxy},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+    return int(answer.status_code)
+
+
+def test_behind_a_trusted_proxy_the_auth_limit_keys_on_the_forwarded_client(
+    proxied_app: Any,
+) -> None:
+    client = proxied_app.test_client()
+    proxy, alice, bob = _fresh_ip(), _fresh_ip(), _fresh_ip()
+
+    alice_answers = [_login_via_proxy(client, proxy, alice) for _ in range(3)]
+    bob_answer = _login_via_proxy(client, proxy, bob)
+    # A client cannot escape its limit by prepending addresses: only the
+    # proxy's entry (the rightmost) is believed.
+    spoofed = _login_via_proxy(client, proxy, f"{_fresh_ip()}, {alice}")
+
+    assert alice_answers == [401, 401, 429]
+    assert bob_answer == 401
+    assert spoofed == 429
+
+
+def test_without_trusted_proxies_every_client_of_a_proxy_shares_its_limit(
+    strict_app: Any,
+) -> None:
+    client = strict_app.test_client()
+    proxy = _fresh_ip()
+
+    answers = [_login_via_proxy(client, proxy, _fresh_ip()) for _ in range(4)]
+
+    assert answers == [401, 401, 401, 429]
