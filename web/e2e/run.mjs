@@ -378,6 +378,74 @@ await phase("pause_resume_cancel", async () => {
   await shot("11b-execution-cancelled");
 });
 
+await phase("schedules", async () => {
+  requires("fix_and_create_workflow");
+  await page.getByRole("link", { name: "Schedules", exact: true }).click();
+  await page.waitForURL(/\/schedules$/);
+  await page.getByText("No schedules yet").waitFor();
+  await page.getByRole("button", { name: "New schedule" }).first().click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Workflow", { exact: true }).selectOption({ label: `E2E order approval ${suffix} (${workflowId})` });
+  // A minute of 61 and an unknown zone: the API answers 422 with each problem under its field.
+  await dialog.getByLabel("Cron expression").fill("61 * * * *");
+  await dialog.getByLabel("Timezone").fill("Mars/Olympus");
+  await dialog.getByLabel("Payload (JSON object)").fill('{"report": "weekday-morning"}');
+  await dialog.getByRole("button", { name: "Create schedule" }).click();
+  const fieldOf = (label) => dialog.locator(".field", { has: page.getByLabel(label, { exact: true }) });
+  await fieldOf("Cron expression").getByRole("alert").filter({ hasText: "invalid cron expression '61 * * * *'" }).waitFor();
+  await fieldOf("Timezone").getByRole("alert").filter({ hasText: "unknown timezone 'Mars/Olympus'" }).waitFor();
+  expect((await dialog.getByLabel("Cron expression").getAttribute("aria-invalid")) === "true", "the cron field is not marked invalid");
+  await shot("21-schedule-cron-rejected");
+
+  await dialog.getByLabel("Cron expression").fill("0 9 * * 1-5");
+  await dialog.getByLabel("Timezone").fill("Europe/Berlin");
+  await dialog.getByRole("button", { name: "Create schedule" }).click();
+  await dialog.waitFor({ state: "detached" });
+  const row = page.locator('[data-testid^="schedule-"]', { has: page.getByRole("link", { name: workflowId }) });
+  await row.getByText("Europe/Berlin").waitFor();
+  await row.getByRole("link", { name: workflowId }).waitFor();
+  expect((await row.getAttribute("data-enabled")) === "true", "the new schedule is not enabled");
+  // Its next runs (GET /schedules/{id}/next-runs) open at once, in Berlin time: weekdays at 09:00.
+  const runs = page.locator('[data-testid^="next-runs-"] li');
+  await runs.first().waitFor();
+  const times = await runs.allInnerTexts();
+  expect(times.length === 5, `${times.length} next runs`);
+  for (const time of times) {
+    expect(/^(Mon|Tue|Wed|Thu|Fri), .* 09:00 GMT\+[12]\b/.test(time), `next run ${JSON.stringify(time)}`);
+  }
+  await page.getByLabel("Show").selectOption("10");
+  await runs.nth(9).waitFor();
+  await page.getByLabel("Show").selectOption("5");
+  await runs.nth(5).waitFor({ state: "detached" });
+  await shot("22-schedules-next-runs");
+
+  // Edit: the PUT carries only what changed; the next runs follow the new cron.
+  await row.getByRole("button", { name: "Edit" }).click();
+  await dialog.getByLabel("Cron expression").fill("30 7 * * *");
+  const put = page.waitForRequest((request) => request.method() === "PUT" && /\/api\/v1\/schedules\/[0-9a-f-]{36}$/.test(request.url()));
+  await dialog.getByRole("button", { name: "Save changes" }).click();
+  expect((await put).postData() === '{"cron":"30 7 * * *"}', `PUT body ${(await put).postData()}`);
+  await dialog.waitFor({ state: "detached" });
+  await row.getByText("30 7 * * *").waitFor();
+  await runs.filter({ hasText: "09:00" }).first().waitFor({ state: "detached" });
+  const edited = await runs.allInnerTexts();
+  expect(edited.length === 5 && edited.every((time) => / 07:30 GMT\+[12]\b/.test(time)), `next runs after the edit: ${edited}`);
+
+  await row.getByRole("switch", { name: `Disable schedule 30 7 * * * of ${workflowId}` }).click();
+  await page.locator('[data-testid^="schedule-"][data-enabled="false"]', { has: page.getByRole("link", { name: workflowId }) }).waitFor();
+  await row.getByText("not while disabled").waitFor();
+  await page.getByText("Disabled: these are the times it would run once enabled.").waitFor();
+  await shot("23-schedule-disabled");
+
+  await row.getByRole("button", { name: "Delete" }).click();
+  const confirm = page.getByRole("dialog");
+  await confirm.getByText(/stops starting/).waitFor();
+  await shot("24-schedule-delete-confirm");
+  await confirm.getByRole("button", { name: "Delete schedule" }).click();
+  await confirm.waitFor({ state: "detached" });
+  await page.getByText("No schedules yet").waitFor();
+});
+
 await phase("analytics", async () => {
   requires("sign_out_and_in");
   await page.getByRole("link", { name: "Analytics", exact: true }).click();

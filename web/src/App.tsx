@@ -14,6 +14,7 @@ const ExecutionsPage = lazy(() => import("./pages/ExecutionsPage").then((m) => (
 const ExecutionDetailPage = lazy(() => import("./pages/ExecutionDetailPage").then((m) => ({ default: m.ExecutionDetailPage })));
 const ApprovalsPage = lazy(() => import("./pages/ApprovalsPage").then((m) => ({ default: m.ApprovalsPage })));
 const EventsPage = lazy(() => import("./pages/EventsPage").then((m) => ({ default: m.EventsPage })));
+const SchedulesPage = lazy(() => import("./pages/SchedulesPage").then((m) => ({ default: m.SchedulesPage })));
 const AnalyticsPage = lazy(() => import("./pages/AnalyticsPage").then((m) => ({ default: m.AnalyticsPage })));
 const ApiKeysPage = lazy(() => import("./pages/ApiKeysPage").then((m) => ({ default: m.ApiKeysPage })));
 const AuditLogPage = lazy(() => import("./pages/AuditLogPage").then((m) => ({ default: m.AuditLogPage })));
@@ -103,6 +104,7 @@ export function App() {
             ["executions/:id", <ExecutionDetailPage />],
             ["approvals", <ApprovalsPage />],
             ["events", <EventsPage />],
+            ["schedules", <SchedulesPage />],
             ["analytics", <AnalyticsPage />],
             ["api-keys", <ApiKeysPage />],
             ["audit-log", <AuditLogPage />],

@@ -4,9 +4,10 @@ Starts gunicorn (serving the built console at `/`), a Celery worker and beat on
 the run's throwaway database, then runs `node web/e2e/run.mjs`: headless Debian
 Chromium driven by playwright-core walks register → sign in → editor (errors
 pinned to their paths) → enable → send an event → execution `waiting` →
-approve in the inbox → completed with its trace, saving a screenshot of every
-page under test-artifacts/web/. Each phase is a test here, read from the
-script's results.json.
+approve in the inbox → completed with its trace → a cron schedule (its bad
+cron rejected at the field, its next runs, disabled, deleted), saving a
+screenshot of every page under test-artifacts/web/. Each phase is a test here,
+read from the script's results.json.
 
 Builds the console first when web/dist is missing or older than web/src
 (scripts/web.sh prepare: npm ci from the lock file, vite build, Debian chromium
@@ -154,6 +155,7 @@ def _check(results: dict[str, Any], name: str) -> None:
         "approve_in_inbox",
         "execution_completes_with_trace",
         "pause_resume_cancel",
+        "schedules",
         "analytics",
         "api_keys",
         "audit_log",

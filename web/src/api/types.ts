@@ -202,6 +202,36 @@ export interface ApprovalPage extends Paged {
   approvals: Approval[];
 }
 
+// SPEC §3 schedules (api/schedules/schemas.py). Times are UTC ISO strings.
+export interface Schedule {
+  id: string;
+  /** The workflow's slug: a run starts its enabled version, whichever that is. */
+  workflow_id: string;
+  /** The workflow version the schedule was attached to. */
+  workflow_row_id: string;
+  cron: string;
+  timezone: string;
+  payload: JsonObject;
+  enabled: boolean;
+  /** Derived from the workflow's own `trigger.schedule`; kept in step with it by the API. */
+  from_trigger: boolean;
+  next_run_at?: string | null;
+  last_run_at?: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SchedulePage extends Paged {
+  schedules: Schedule[];
+}
+
+export interface NextRuns {
+  schedule_id: string;
+  cron: string;
+  timezone: string;
+  next_runs: string[];
+}
+
 export interface ApiKey {
   id: string;
   name: string;

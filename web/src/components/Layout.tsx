@@ -8,6 +8,7 @@ const NAV: { to: string; label: string; permission?: string }[] = [
   { to: "/executions", label: "Executions", permission: "execution:read" },
   { to: "/approvals", label: "Approvals", permission: "approval:read" },
   { to: "/events", label: "Events", permission: "event:read" },
+  { to: "/schedules", label: "Schedules", permission: "schedule:read" },
   { to: "/analytics", label: "Analytics", permission: "analytics:read" },
   { to: "/api-keys", label: "API keys", permission: "apikey:read" },
   { to: "/audit-log", label: "Audit log", permission: "audit:read" },

@@ -199,6 +199,11 @@ export function WorkflowDetailPage() {
                 Edit
               </Link>
             )}
+            {can("schedule:read") && (
+              <Link className="btn" to={`/schedules?workflow_id=${encodeURIComponent(workflow.workflow_id)}`}>
+                View schedules
+              </Link>
+            )}
             {can("workflow:execute") && (
               <button type="button" className="btn" onClick={() => setRunOpen(true)} disabled={!workflow.enabled} title={workflow.enabled ? undefined : "Enable it first"}>
                 Run now
