@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,10 +14,12 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
-# A pooled connection idle for longer than this is pinged before use. A busy
-# process (connections checked in and out within milliseconds) skips the ping,
-# a round trip per checkout; after a database restart the first checkout that
-# finds a dead connection fails once and SQLAlchemy invalidates the whole pool.
+# A pooled connection is pinged (one round trip) before use only when it looks
+# suspect: idle for longer than this, or with bytes waiting on its socket. An
+# idle connection has nothing to read unless the server spoke first, which is
+# what a terminated backend or a database shutdown does (its FATAL message and
+# EOF arrive on every connection). So a busy process skips the ping, and a
+# restart is still noticed before a request meets the dead connection.
 PING_AFTER_IDLE_SECONDS = 2.0
 
 
@@ -30,31 +33,43 @@ def make_db_engine(
         pool_recycle=1800,
         connect_args={"application_name": application_name, "connect_timeout": 5},
     )
-    ping_idle_connections(db_engine, PING_AFTER_IDLE_SECONDS)
+    ping_suspect_connections(db_engine, PING_AFTER_IDLE_SECONDS)
     return db_engine
 
 
-def ping_idle_connections(db_engine: Engine, idle_seconds: float) -> None:
+def ping_suspect_connections(db_engine: Engine, idle_seconds: float) -> None:
     """Pessimistic disconnect handling (SQLAlchemy's checkout-event recipe), limited to
-    connections that sat idle: a failed ping raises DisconnectionError, on which the
-    pool replaces the connection and checks out again."""
+    suspect connections: a failed ping raises DisconnectionError, on which the pool
+    replaces the connection and checks out again."""
 
     @event.listens_for(db_engine, "checkin")
     def _mark_idle(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(db_engine, "checkout")
-    def _ping_if_idle(
+    def _ping_if_suspect(
         dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
     ) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+        if idle_since is None:
+            return  # just connected
+        idle_too_long = time.monotonic() - idle_since >= idle_seconds
+        if not idle_too_long and not _server_spoke(dbapi_connection):
             return
         try:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         except Exception as exc:  # any failure: the connection is unusable
-            raise DisconnectionError("idle connection failed its ping") from exc
+            raise DisconnectionError("pooled connection failed its ping") from exc
+
+
+def _server_spoke(dbapi_connection: Any) -> bool:
+    """Whether the idle connection's socket has input (no query is outstanding)."""
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True  # closed or unusable: let the ping decide
+    return bool(readable)
 
 
 def make_session_factory(db_engine: Engine) -> sessionmaker[Session]:

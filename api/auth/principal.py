@@ -130,7 +130,9 @@ _STANDING = (
 )
 
 
-def _standing(user_id: uuid.UUID, organization_id: uuid.UUID) -> Row[str, bool, datetime | None] | None:
+def _standing(
+    user_id: uuid.UUID, organization_id: uuid.UUID
+) -> Row[str, bool, datetime | None] | None:
     with services().db_engine.connect() as connection:
         return connection.execute(
             _STANDING, {"user_id": user_id, "organization_id": organization_id}

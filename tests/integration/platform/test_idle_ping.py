@@ -1,4 +1,5 @@
-"""The API's pool pings only connections that sat idle, and replaces dead ones."""
+"""The API's pool pings only suspect connections (idle long, or the server spoke),
+and replaces dead ones before a request meets them."""
 
 from __future__ import annotations
 
@@ -6,17 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
 
-from models.db import ping_idle_connections
+from models.db import ping_suspect_connections
 
 
-@pytest.fixture
-def pinged_engine(database_url: str) -> Iterator[Engine]:
+def _engine(database_url: str, idle_seconds: float) -> Engine:
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
-    ping_idle_connections(engine, idle_seconds=0.0)
-    yield engine
-    engine.dispose()
+    ping_suspect_connections(engine, idle_seconds=idle_seconds)
+    return engine
 
 
 def _backend_pid(engine: Engine) -> int:
@@ -35,28 +33,50 @@ def _terminate(database_url: str, pid: int) -> None:
     assert gone
 
 
-def test_a_connection_killed_while_idle_is_replaced_before_use(
-    pinged_engine: Engine, database_url: str
+def _last_statement_after_checkout(engine: Engine, database_url: str) -> str:
+    """Use the pooled connection once, check it out again without running anything,
+    and read what its backend last ran."""
+    pid = _backend_pid(engine)
+    observer = create_engine(database_url)
+    try:
+        with engine.connect(), observer.connect() as connection:
+            return str(
+                connection.execute(
+                    text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+                ).scalar_one()
+            )
+    finally:
+        observer.dispose()
+
+
+@pytest.fixture
+def busy_engine(database_url: str) -> Iterator[Engine]:
+    """Connections are never idle long enough to be pinged for their age."""
+    engine = _engine(database_url, idle_seconds=60.0)
+    yield engine
+    engine.dispose()
+
+
+def test_a_connection_killed_between_uses_is_replaced_before_use(
+    busy_engine: Engine, database_url: str
 ) -> None:
-    first_pid = _backend_pid(pinged_engine)
+    first_pid = _backend_pid(busy_engine)
     _terminate(database_url, first_pid)
 
-    # Without the ping this checkout would hand out the dead connection and fail.
-    second_pid = _backend_pid(pinged_engine)
+    # Handing out the dead connection would raise OperationalError here.
+    second_pid = _backend_pid(busy_engine)
 
     assert second_pid != first_pid
 
 
-def test_a_recently_used_connection_is_not_pinged(database_url: str) -> None:
-    # The ping is skipped, so a connection killed since its last use fails the
-    # one statement that finds it (and the pool then replaces it).
-    engine = create_engine(database_url, pool_size=1, max_overflow=0)
-    ping_idle_connections(engine, idle_seconds=60.0)
+def test_a_healthy_busy_connection_is_not_pinged(busy_engine: Engine, database_url: str) -> None:
+    # The pool's reset on check-in, not a "SELECT 1" from a ping at check-out.
+    assert _last_statement_after_checkout(busy_engine, database_url) == "ROLLBACK"
+
+
+def test_a_connection_idle_for_long_is_pinged(database_url: str) -> None:
+    engine = _engine(database_url, idle_seconds=0.0)
     try:
-        first_pid = _backend_pid(engine)
-        _terminate(database_url, first_pid)
-        with pytest.raises(OperationalError):
-            _backend_pid(engine)
-        assert _backend_pid(engine) != first_pid
+        assert _last_statement_after_checkout(engine, database_url) == "SELECT 1"
     finally:
         engine.dispose()
