@@ -208,6 +208,11 @@ class Approval(Base):
         Index(
             "ix_approvals_pending_expiry", "expires_at", postgresql_where=text("status = 'pending'")
         ),
+        Index(
+            "ix_approvals_notify_due",
+            "notify_due_at",
+            postgresql_where=text("notify_due_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -233,6 +238,9 @@ class Approval(Base):
     requested_at: Mapped[datetime] = created_at()
     decided_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+    # Set in the transaction that decides or expires the approval, cleared once its
+    # notifications went out: the durable "notification owed" marker (tasks.approvals).
+    notify_due_at: Mapped[datetime | None]
 
 
 class DispatchOutbox(Base):

@@ -59,7 +59,8 @@ class ApproveApproval(MethodView):
 
         Requires `approval:approve` and membership of the approval's group (or
         being an organization admin). Idempotent; 409 when the approval was
-        rejected, expired or cancelled.
+        rejected, expired or cancelled. The approval group and the member who
+        started the execution are emailed the decision after it is committed.
         """
         reason = (body or {}).get("reason")
         return service.decide(current_principal(), approval_id, ApprovalStatus.APPROVED, reason)
@@ -76,7 +77,8 @@ class RejectApproval(MethodView):
 
         Requires `approval:reject` and membership of the approval's group (or
         being an organization admin). Idempotent; 409 when the approval was
-        approved, expired or cancelled.
+        approved, expired or cancelled. The approval group and the member who
+        started the execution are emailed the decision after it is committed.
         """
         reason = (body or {}).get("reason")
         return service.decide(current_principal(), approval_id, ApprovalStatus.REJECTED, reason)

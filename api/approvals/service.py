@@ -4,8 +4,9 @@ A decision locks the approval row (`SELECT ... FOR UPDATE`), so two concurrent
 decisions are applied once: the second sees the first one's outcome and either
 returns it (the same decision: idempotent) or answers 409 (the opposite one).
 The decision, its effect on the execution (tasks.approvals.decide ->
-tasks.resume.resume_after_approval) and the audit entry share one transaction;
-the execution's next tickets are published after commit.
+tasks.resume.resume_after_approval), the notification it owes and the audit
+entry share one transaction; the execution's next tickets and the task that
+sends the notifications are published after commit.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.audit import record_audit
 from api.auth.principal import Principal
-from api.dispatch import publish_after_commit
+from api.dispatch import publish_after_commit, publisher
 from api.errors import abort
 from api.pagination import paginate
 from api.services import services
@@ -29,6 +31,8 @@ from models.execution import Approval
 from models.identity import Membership
 from tasks import approvals as approval_tasks
 from tasks.transition import record_metrics
+
+log = structlog.get_logger(__name__)
 
 ADMIN_ROLE = "admin"
 
@@ -83,6 +87,21 @@ def _load(
     if approval is None:
         abort(404, "Approval not found")
     return approval
+
+
+def _announce_after_commit(approval_id: uuid.UUID) -> None:
+    """Ask a worker to send the decision's notifications (never from the request itself).
+
+    The decision is already committed with its notification owed
+    (`approvals.notify_due_at`): if this publish is lost, the approval expiry job
+    sends it after tasks.approvals.NOTIFY_GRACE, so the request still succeeds.
+    """
+    try:
+        publisher().send(approval_tasks.NOTIFY_APPROVAL, {"approval_id": str(approval_id)})
+    except Exception as exc:  # any broker failure: the expiry job takes over
+        log.warning(
+            "approval_notification_publish_failed", approval_id=str(approval_id), error=repr(exc)
+        )
 
 
 def get_approval(organization_id: uuid.UUID, approval_id: uuid.UUID) -> Approval:
@@ -143,6 +162,8 @@ def decide(
         )
         publish_after_commit(uow, applied.tickets)
         uow.after_commit(lambda: record_metrics(applied))
+        decided_id = approval.id
+        uow.after_commit(lambda: _announce_after_commit(decided_id))
         session.flush()
         session.refresh(approval)
         uow.commit()

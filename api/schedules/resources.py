@@ -87,23 +87,25 @@ class ScheduleById(MethodView):
     @requires("schedule:update")
     @blp.arguments(ScheduleUpdateSchema)
     @blp.response(200, ScheduleSchema)
-    @error_responses(blp, *AUTHENTICATED_ERRORS, 404)
+    @error_responses(blp, *AUTHENTICATED_ERRORS, 404, 409)
     def put(self, data: dict[str, Any], schedule_id: uuid.UUID) -> Schedule:
         """Change a schedule's cron, timezone, payload or enabled flag.
 
         Requires `schedule:update`. Omitted fields keep their value. Changing
         the cron or timezone, or enabling, recomputes `next_run_at` from now;
-        disabling clears it. 422 as on create.
+        disabling clears it. 422 as on create. 409 for a schedule that comes
+        from a workflow's schedule trigger (`from_trigger`): change the workflow.
         """
         return service.update_schedule(current_principal(), schedule_id, data)
 
     @requires("schedule:delete")
     @blp.response(204)
-    @error_responses(blp, *AUTHENTICATED_ERRORS, 404)
+    @error_responses(blp, *AUTHENTICATED_ERRORS, 404, 409)
     def delete(self, schedule_id: uuid.UUID) -> None:
         """Delete a schedule.
 
-        Requires `schedule:delete`.
+        Requires `schedule:delete`. 409 for a schedule that comes from a
+        workflow's schedule trigger: disable or delete the workflow version.
         """
         service.delete_schedule(current_principal(), schedule_id)
 

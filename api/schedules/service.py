@@ -3,6 +3,12 @@
 `next_run_at` is the durable due-time the scheduler job claims
 (models.schedule_repository). It is computed from now when a schedule is
 created, enabled, or its cron or timezone change; it is null while disabled.
+
+A workflow version whose trigger is `schedule` gets its own schedule
+(`from_trigger`), kept in step with the version by `sync_trigger_schedules`:
+enabled while the version is enabled, with the trigger's cron and timezone.
+At most one version of a workflow is enabled, so its cron fires once per due
+time whichever version is current.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from api.auth.principal import Principal
 from api.errors import abort
 from api.pagination import paginate
 from api.services import services
+from engine.definition import Trigger
 from engine.schedule import next_runs, timezone_problem, validate_cron
 from models.workflow import Schedule, Workflow
 
@@ -109,6 +116,7 @@ def update_schedule(
     with services().unit_of_work() as uow:
         session = uow.session
         schedule = _load(session, principal.organization_id, schedule_id, lock=True)
+        _refuse_if_from_trigger(schedule, "changed")
         before = {key: getattr(schedule, key) for key in EDITABLE}
         after = {**before, **{key: data[key] for key in EDITABLE if key in data}}
         after["cron"] = after["cron"].strip()
@@ -145,6 +153,7 @@ def delete_schedule(principal: Principal, schedule_id: uuid.UUID) -> None:
     with services().unit_of_work() as uow:
         session = uow.session
         schedule = _load(session, principal.organization_id, schedule_id, lock=True)
+        _refuse_if_from_trigger(schedule, "deleted")
         record_audit(
             session,
             "schedule_deleted",
@@ -155,6 +164,17 @@ def delete_schedule(principal: Principal, schedule_id: uuid.UUID) -> None:
         )
         session.delete(schedule)
         uow.commit()
+
+
+def _refuse_if_from_trigger(schedule: Schedule, verb: str) -> None:
+    # The workflow's definition owns it: sync_trigger_schedules would undo the
+    # change at the workflow's next edit, enable or disable.
+    if schedule.from_trigger:
+        abort(
+            409,
+            f"This schedule comes from the workflow's schedule trigger and cannot be {verb} "
+            "here: edit, disable or delete the workflow version instead",
+        )
 
 
 def upcoming_runs(organization_id: uuid.UUID, schedule_id: uuid.UUID, count: int) -> dict[str, Any]:
@@ -170,6 +190,62 @@ def upcoming_runs(organization_id: uuid.UUID, schedule_id: uuid.UUID, count: int
         "timezone": schedule.timezone,
         "next_runs": runs,
     }
+
+
+def sync_trigger_schedules(
+    session: Session,
+    organization_id: uuid.UUID,
+    workflow_id: str,
+    *,
+    created_by: uuid.UUID | None,
+) -> None:
+    """Bring the `from_trigger` schedules of every version of a workflow in line with the
+    versions, in the caller's transaction (after a create, update, enable or disable).
+
+    A version with a schedule trigger has one, enabled exactly while the version is;
+    an unchanged enabled schedule keeps its due time; a version whose trigger is no
+    longer a schedule loses it.
+    """
+    versions = session.scalars(
+        select(Workflow).where(
+            Workflow.organization_id == organization_id, Workflow.workflow_id == workflow_id
+        )
+    ).all()
+    derived = {
+        schedule.workflow_row_id: schedule
+        for schedule in session.scalars(
+            select(Schedule)
+            .where(
+                Schedule.organization_id == organization_id,
+                Schedule.workflow_id == workflow_id,
+                Schedule.from_trigger.is_(True),
+            )
+            .order_by(Schedule.id)
+            .with_for_update()
+        )
+    }
+    for version in versions:
+        trigger = Trigger.from_dict(version.definition["trigger"])
+        schedule = derived.get(version.id)
+        if trigger.type != "schedule" or not trigger.cron:
+            if schedule is not None:
+                session.delete(schedule)
+            continue
+        if schedule is None:
+            schedule = Schedule(
+                organization_id=organization_id,
+                workflow_row_id=version.id,
+                workflow_id=workflow_id,
+                payload={},
+                from_trigger=True,
+                created_by=created_by,
+            )
+            session.add(schedule)
+        timing = (trigger.cron.strip(), trigger.timezone, version.enabled)
+        if (schedule.cron, schedule.timezone, schedule.enabled) == timing:
+            continue
+        schedule.cron, schedule.timezone, schedule.enabled = timing
+        schedule.next_run_at = _next_due(schedule)
 
 
 def _timing_changed(changed: list[str]) -> bool:

@@ -21,6 +21,7 @@ from api.audit import record_audit
 from api.auth.principal import Principal
 from api.errors import abort
 from api.pagination import paginate
+from api.schedules.service import sync_trigger_schedules
 from api.services import services
 from engine.definition import is_wrapped, wants_enabled
 from engine.errors import DefinitionError, Problem
@@ -76,6 +77,9 @@ def create_workflow(principal: Principal, raw: Mapping[str, Any]) -> Workflow:
         )
         session.add(row)
         _flush_or_conflict(session, normalised)
+        sync_trigger_schedules(
+            session, principal.organization_id, row.workflow_id, created_by=principal.user_id
+        )
         record_audit(
             session,
             "workflow_created",
@@ -148,6 +152,10 @@ def update_workflow(principal: Principal, row_id: uuid.UUID, raw: Mapping[str, A
             setattr(row, key, value)
         after = _editable(row)
         changed = sorted(key for key in before if before[key] != after[key])
+        session.flush()
+        sync_trigger_schedules(
+            session, principal.organization_id, row.workflow_id, created_by=principal.user_id
+        )
         record_audit(
             session,
             "workflow_updated",
@@ -178,6 +186,9 @@ def set_enabled(principal: Principal, row_id: uuid.UUID, enabled: bool) -> Workf
             )
         row.enabled = enabled
         _flush_or_conflict(session, {"workflow_id": row.workflow_id, "version": row.version})
+        sync_trigger_schedules(
+            session, principal.organization_id, row.workflow_id, created_by=principal.user_id
+        )
         changes: dict[str, Any] = {"workflow_id": row.workflow_id, "version": row.version}
         if enabled:
             changes["disabled_versions"] = disabled

@@ -87,6 +87,11 @@ def engine_stack(
             "OUTBOUND_TIMEOUT_SECONDS": "5",
             "JOB_INTERVAL_OUTBOX_RELAY": "1s",
             "JOB_INTERVAL_STUCK_SWEEPER": "3s",
+            # Due-times moved into the past by test_waiting.py and test_cron.py fire
+            # within a second.
+            "JOB_INTERVAL_APPROVAL_EXPIRATION": "1s",
+            "JOB_INTERVAL_WORKFLOW_RESUMER": "1s",
+            "JOB_INTERVAL_SCHEDULER": "1s",
             "WORKFLOW_SECRET_FRAUD_API_TOKEN": "fraud-token-123",
             "LOG_LEVEL": "WARNING",
         },
@@ -137,6 +142,9 @@ class Api:
 
     def post(self, path: str, json: Any = None) -> httpx.Response:
         return self.http.post(path, json=json, headers=self.headers)
+
+    def put(self, path: str, json: Any = None) -> httpx.Response:
+        return self.http.put(path, json=json, headers=self.headers)
 
     def deploy(self, workflow: dict[str, Any]) -> dict[str, Any]:
         response = self.post("/workflows", {**workflow, "enabled": True})
