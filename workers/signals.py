@@ -139,8 +139,18 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", "unknown")
     metrics.preinitialise_worker_job_metrics()
     if _celery_family[0]:
-        metrics.preinitialise_celery_task_counters(TASK_NAMES, hostname, QUEUE, KNOWN_EXCEPTIONS)
+        metrics.preinitialise_celery_task_counters(
+            _our_task_names(sender), hostname, QUEUE, KNOWN_EXCEPTIONS
+        )
         metrics.set_celery_worker_up(hostname, [QUEUE], True)
+
+
+def _our_task_names(consumer: Any) -> tuple[str, ...]:
+    """Every task this worker registered under our `workflows.` prefix (the step task,
+    the beat jobs, notifications), so none starts its counters unseen."""
+    registry = getattr(getattr(consumer, "app", None), "tasks", {})
+    names = {name for name in registry if name.startswith("workflows.")}
+    return tuple(sorted(names | set(TASK_NAMES)))
 
 
 def _on_shutdown(sender: Any = None, **_: Any) -> None:
