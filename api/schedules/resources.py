@@ -93,8 +93,9 @@ class ScheduleById(MethodView):
 
         Requires `schedule:update`. Omitted fields keep their value. Changing
         the cron or timezone, or enabling, recomputes `next_run_at` from now;
-        disabling clears it. 422 as on create. 409 for a schedule that comes
-        from a workflow's schedule trigger (`from_trigger`): change the workflow.
+        disabling clears it. 422 as on create. A schedule that comes from a
+        workflow's schedule trigger (`from_trigger`) takes payload changes only:
+        409 for its cron, timezone or enabled flag (change the workflow).
         """
         return service.update_schedule(current_principal(), schedule_id, data)
 

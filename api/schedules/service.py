@@ -116,13 +116,14 @@ def update_schedule(
     with services().unit_of_work() as uow:
         session = uow.session
         schedule = _load(session, principal.organization_id, schedule_id, lock=True)
-        _refuse_if_from_trigger(schedule, "changed")
         before = {key: getattr(schedule, key) for key in EDITABLE}
         after = {**before, **{key: data[key] for key in EDITABLE if key in data}}
         after["cron"] = after["cron"].strip()
         if (after["cron"], after["timezone"]) != (before["cron"], before["timezone"]):
             check_cron(after["cron"], after["timezone"])
         changed = sorted(key for key in EDITABLE if after[key] != before[key])
+        if _timing_changed(changed):
+            _refuse_if_from_trigger(schedule, "re-timed")
         if not changed:
             uow.commit()  # releases the lock; a rollback would expire the row
             return schedule
@@ -167,13 +168,13 @@ def delete_schedule(principal: Principal, schedule_id: uuid.UUID) -> None:
 
 
 def _refuse_if_from_trigger(schedule: Schedule, verb: str) -> None:
-    # The workflow's definition owns it: sync_trigger_schedules would undo the
-    # change at the workflow's next edit, enable or disable.
+    # The workflow's definition owns its timing and existence (sync_trigger_schedules
+    # would undo a change at the workflow's next edit); its payload is the schedule's.
     if schedule.from_trigger:
         abort(
             409,
             f"This schedule comes from the workflow's schedule trigger and cannot be {verb} "
-            "here: edit, disable or delete the workflow version instead",
+            "here: change, disable or delete the workflow version instead",
         )
 
 

@@ -112,15 +112,20 @@ def test_schedules_added_through_the_api_are_left_alone(admin: Caller) -> None:
     assert kept[added.json["id"]]["from_trigger"] is False
 
 
-def test_a_trigger_schedule_is_changed_through_its_workflow_not_directly(admin: Caller) -> None:
+def test_a_trigger_schedule_is_timed_by_its_workflow_not_directly(admin: Caller) -> None:
     create(admin, {**scheduled("quote_owned"), "enabled": True})
     [schedule] = schedules(admin, "quote_owned")
+    path = f"{API}/schedules/{schedule['id']}"
 
-    edit = admin.put(f"{API}/schedules/{schedule['id']}", json={"cron": "@hourly"})
-    delete = admin.delete(f"{API}/schedules/{schedule['id']}")
+    retimed = admin.put(path, json={"cron": "@hourly"})
+    disabled = admin.put(path, json={"enabled": False})
+    deleted = admin.delete(path)
+    with_payload = admin.put(path, json={"payload": {"region": "emea"}})
 
-    assert (edit.status_code, delete.status_code) == (409, 409)
-    assert "workflow" in edit.json["message"]
-    assert edit.json["code"] == 409
-    [unchanged] = schedules(admin, "quote_owned")
-    assert unchanged["cron"] == SIX_HOURLY
+    assert [r.status_code for r in (retimed, disabled, deleted)] == [409, 409, 409]
+    assert retimed.json["code"] == 409
+    assert "workflow" in retimed.json["message"]
+    assert with_payload.status_code == 200, with_payload.json
+    [after] = schedules(admin, "quote_owned")
+    assert (after["cron"], after["enabled"]) == (SIX_HOURLY, True)
+    assert after["payload"] == {"region": "emea"}
