@@ -59,6 +59,9 @@ class Settings:
     # Off only to measure the middleware's cost (bench/scrape.py).
     http_metrics_enabled: bool = True
     db_pool_size: int = 5
+    # Off behind a transaction-pooling proxy (pgbouncer pool_mode=transaction):
+    # the step path's SQL-level prepared statements need session pooling.
+    db_prepared_statements: bool = True
     worker_concurrency: int = 2
     workflow_secrets: Mapping[str, str] = field(default_factory=dict)
     job_interval_seconds: Mapping[str, float] = field(default_factory=dict)
@@ -155,6 +158,7 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "CELERY_METRICS_ENABLED": ("celery_metrics_enabled", _bool),
     "HTTP_METRICS_ENABLED": ("http_metrics_enabled", _bool),
     "DB_POOL_SIZE": ("db_pool_size", int),
+    "DB_PREPARED_STATEMENTS": ("db_prepared_statements", _bool),
     "WORKER_CONCURRENCY": ("worker_concurrency", int),
     "AI_PROVIDER": ("ai_provider", lambda text: text.strip().lower()),
     "AI_API_KEY": ("ai_api_key", str),

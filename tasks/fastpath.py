@@ -4,8 +4,9 @@ When a step touched nothing outside Postgres, wrote no records, and the
 engine decided "continue to step X" or "finish", its whole transition is four
 statements: consume the ticket, insert the step-run row, update the execution
 (compare-and-set on `version`), insert the next ticket. They are sent together
-as one multi-statement query, so a step costs the floor's round trips (lock,
-write, commit) rather than one per statement through the ORM's unit of work.
+as one multi-statement query of prepared statements (tasks.prepared), so a
+step costs the floor's round trips (lock, write, commit) rather than one per
+statement through the ORM's unit of work, and Postgres does not plan them anew.
 Anything else (failures, retries, approvals, waits, record writes, branches)
 takes the general path in tasks.transition; both write the same rows.
 """
@@ -17,51 +18,67 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from engine.context import deep_merge
 from engine.machine import Continue, Finish, decide_after_success
 from engine.outcome import StepOutcome
-from engine.state import ExecutionStatus
+from engine.state import ExecutionResult, ExecutionStatus
 from models.execution import DispatchOutbox
 from monitoring import metrics
 from tasks.dispatch import REDELIVERY_GRACE, RUN_STEP, step_limit
+from tasks.locking import LockedExecution
+from tasks.prepared import PreparedStatement, execute_prepared
 from tasks.stepping import StepAttempt
-from tasks.transition import Applied, current_result
+from tasks.transition import Applied
 
-_CONSUME = "DELETE FROM dispatch_outbox WHERE id = %(outbox_id)s;"
-_STEP_RUN = (
+# A step run on the plain locked row (tasks.locking), not on ORM objects.
+FastAttempt = StepAttempt[LockedExecution]
+
+_CONSUME = PreparedStatement(
+    "iw_consume_ticket", "DELETE FROM dispatch_outbox WHERE id = %(outbox_id)s"
+)
+_STEP_RUN = PreparedStatement(
+    "iw_insert_step_run",
     "INSERT INTO step_runs (id, organization_id, execution_id, step_id, step_type, branch_key,"
     " attempt_group, attempt, status, input, output, started_at, completed_at, duration_ms)"
     " VALUES (%(run_id)s, %(organization_id)s, %(execution_id)s, %(step_id)s, %(step_type)s, '',"
     " %(attempt_group)s, %(attempt)s, 'completed', %(input)s::jsonb, %(output)s::jsonb,"
-    " %(started_at)s, %(now)s, %(duration_ms)s);"
+    " %(started_at)s, %(now)s, %(duration_ms)s)",
 )
-_CONTINUE = (
+_CONTINUE = PreparedStatement(
+    "iw_continue_execution",
     "UPDATE executions SET context = %(context)s::jsonb, current_step_id = %(next_step_id)s,"
     " result = %(result)s, status = 'running', version = version + 1, heartbeat_at = %(now)s,"
     " deadline_at = %(deadline_at)s, updated_at = now()"
-    " WHERE id = %(execution_id)s AND version = %(version)s;"
+    " WHERE id = %(execution_id)s AND version = %(version)s",
 )
-_NEXT_TICKET = (
+_NEXT_TICKET = PreparedStatement(
+    "iw_insert_next_ticket",
     "INSERT INTO dispatch_outbox (organization_id, execution_id, task_name, payload, available_at)"
-    " SELECT %(organization_id)s, %(execution_id)s, %(task_name)s, %(ticket)s::jsonb,"
-    " %(available_at)s WHERE EXISTS"
-    " (SELECT 1 FROM executions WHERE id = %(execution_id)s AND version = %(version)s + 1)"
-    " RETURNING id"
+    " SELECT %(organization_id)s::uuid, %(execution_id)s::uuid, %(task_name)s::text,"
+    " %(ticket)s::jsonb, %(available_at)s::timestamptz WHERE EXISTS"
+    " (SELECT 1 FROM executions WHERE id = %(execution_id)s::uuid"
+    " AND version = %(version)s::integer + 1)"
+    " RETURNING id",
 )
-_FINISH = (
+_FINISH = PreparedStatement(
+    "iw_finish_execution",
     "UPDATE executions SET context = %(context)s::jsonb, status = %(status)s, result = %(result)s,"
     " error_type = %(error_type)s, error_message = %(error_message)s, completed_at = %(now)s,"
     " duration_ms = %(duration_ms_total)s, running_seconds = %(running_seconds)s,"
     " deadline_at = NULL, heartbeat_at = %(now)s, version = version + 1, updated_at = now()"
     " WHERE id = %(execution_id)s AND version = %(version)s"
-    " RETURNING version"
+    " RETURNING version",
 )
 
 
 def try_fast_write(
-    session: Session, attempt: StepAttempt, outcome: StepOutcome, outbox_id: int, now: datetime
+    connection: Connection,
+    attempt: FastAttempt,
+    outcome: StepOutcome,
+    outbox_id: int,
+    now: datetime,
 ) -> Applied | None:
     """Write the transition in one round trip, or None when the general path must do it."""
     execution = attempt.execution
@@ -69,9 +86,8 @@ def try_fast_write(
         return None
     if attempt.records is not None and attempt.records.has_writes:
         return None
-    decision = decide_after_success(
-        attempt.definition, attempt.step, outcome, current_result(execution)
-    )
+    result = ExecutionResult(execution.result) if execution.result else None
+    decision = decide_after_success(attempt.definition, attempt.step, outcome, result)
     if not isinstance(decision, Continue | Finish):
         return None
     context = deep_merge(
@@ -84,12 +100,12 @@ def try_fast_write(
     seconds = params["duration_ms"] / 1000
     applied.after_commit.append(lambda: metrics.record_step(slug, step_id, "completed", seconds))
     if isinstance(decision, Continue):
-        return _continue(session, attempt, decision, params, applied)
-    return _finish(session, attempt, decision, params, applied)
+        return _continue(connection, attempt, decision, params, applied)
+    return _finish(connection, attempt, decision, params, applied)
 
 
 def _common(
-    attempt: StepAttempt,
+    attempt: FastAttempt,
     outcome: StepOutcome,
     outbox_id: int,
     now: datetime,
@@ -116,8 +132,8 @@ def _common(
 
 
 def _continue(
-    session: Session,
-    attempt: StepAttempt,
+    connection: Connection,
+    attempt: FastAttempt,
     decision: Continue,
     params: dict[str, Any],
     applied: Applied,
@@ -146,8 +162,8 @@ def _continue(
         ticket=json.dumps(ticket_payload),
         available_at=available_at,
     )
-    sql = _CONSUME + _STEP_RUN + _CONTINUE + _NEXT_TICKET
-    row = session.connection().exec_driver_sql(sql, params).first()
+    statements = [_CONSUME, _STEP_RUN, _CONTINUE, _NEXT_TICKET]
+    row = execute_prepared(connection, statements, params).first()
     if row is None:
         raise RuntimeError("compare-and-set failed under the execution lock")  # cannot happen
     applied.tickets.append(
@@ -160,14 +176,12 @@ def _continue(
             available_at=available_at,
         )
     )
-    # The ORM's copy is stale now; nothing else reads it in this transaction.
-    session.expire(execution)
     return applied
 
 
 def _finish(
-    session: Session,
-    attempt: StepAttempt,
+    connection: Connection,
+    attempt: FastAttempt,
     decision: Finish,
     params: dict[str, Any],
     applied: Applied,
@@ -190,10 +204,9 @@ def _finish(
     )
     slug, trigger, error_type = execution.workflow_id, execution.trigger_type, params["error_type"]
     seconds = (now - started).total_seconds()
-    sql = _CONSUME + _STEP_RUN + _FINISH
-    if session.connection().exec_driver_sql(sql, params).first() is None:
+    statements = [_CONSUME, _STEP_RUN, _FINISH]
+    if execute_prepared(connection, statements, params).first() is None:
         raise RuntimeError("compare-and-set failed under the execution lock")  # cannot happen
-    session.expire(execution)
     applied.label = status
     applied.after_commit.append(
         lambda: metrics.record_execution_finished(slug, status, trigger, seconds, error_type)

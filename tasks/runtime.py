@@ -21,6 +21,7 @@ from models.db import UnitOfWork, make_session_factory
 from tasks.dispatch import Publisher
 from tasks.instrumentation import instrument_db_engine, instrumented_redis
 from tasks.outbound import OutboundHttp
+from tasks.prepared import send_plain_sql
 from tasks.ssrf import parse_networks
 
 
@@ -50,6 +51,8 @@ class Runtime:
                 connect_args={"application_name": "iw-worker", "connect_timeout": 5},
             )
             instrument_db_engine(self._db_engine, frozenset(Base.metadata.tables))
+            if not self.settings.db_prepared_statements:
+                send_plain_sql(self._db_engine)
         return self._db_engine
 
     @property

@@ -10,9 +10,9 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
@@ -33,6 +33,7 @@ from models.workflow import Rule
 from tasks import runtime
 from tasks.enrichment import load_resources, needs_io
 from tasks.ledger import EffectsLedger, LedgerScope
+from tasks.locking import LockedExecution
 from tasks.notifier import Notifier
 from tasks.ports import WorkerPorts
 from tasks.records import RecordBuffer
@@ -54,14 +55,19 @@ def approval_id_for(execution_id: uuid.UUID, step_id: str, attempt_group: int) -
     return uuid.uuid5(_APPROVAL_NAMESPACE, f"{execution_id}:{step_id}:{attempt_group}")
 
 
-def needs_enrichment(definition: Definition, execution: Execution) -> bool:
+# What a step runs on: the ORM row (general path), or the plain row the step task
+# locked (tasks.locking, fast path), which holds the columns running a step reads.
+E = TypeVar("E", Execution, LockedExecution)
+
+
+def needs_enrichment(definition: Definition, execution: Execution | LockedExecution) -> bool:
     return bool(definition.context_load) and ENRICHMENT_KEY not in (execution.context or {})
 
 
 def needs_effects(
     step: Step,
     definition: Definition,
-    execution: Execution,
+    execution: Execution | LockedExecution,
     settings: Settings,
     branch_key: str = "",
 ) -> bool:
@@ -83,8 +89,8 @@ def has_effect_items(step: Step) -> bool:
 
 
 @dataclass
-class StepAttempt:
-    execution: Execution
+class StepAttempt(Generic[E]):
+    execution: E
     definition: Definition
     step: Step
     branch_key: str
@@ -101,7 +107,7 @@ class StepAttempt:
     @classmethod
     def begin(
         cls,
-        execution: Execution,
+        execution: E,
         definition: Definition,
         step: Step,
         *,
@@ -110,13 +116,20 @@ class StepAttempt:
         run: StepRun | None,
         now: datetime,
         settings: Settings,
-    ) -> StepAttempt:
+    ) -> StepAttempt[E]:
         context = with_now(execution.context or {}, now)
         approval_id = None
         if step.creates_approval and not branch_key:
             approval_id = approval_id_for(execution.id, step.id, execution.attempt_group)
             context["approval_url"] = f"{settings.public_url.rstrip('/')}/approvals/{approval_id}"
         return cls(execution, definition, step, branch_key, attempt, run, now, context, approval_id)
+
+    def on_row(
+        self: StepAttempt[Any], execution: Execution, run: StepRun | None
+    ) -> StepAttempt[Any]:
+        """The same attempt over the ORM rows of its execution and step run, read in the
+        same transaction under the same lock (so equal to what the attempt ran on)."""
+        return replace(self, execution=execution, run=run)
 
     @property
     def idempotency_key(self) -> str:

@@ -7,7 +7,10 @@ Two paths, chosen per step:
   record writes, approvals, waits, parallel fan-out) run inside the
   transaction that consumes their ticket and records their result: one
   commit per step. A duplicate delivery blocks on the execution row lock,
-  then finds its ticket gone and does nothing.
+  then finds its ticket gone and does nothing. The lock is taken with a plain
+  query (tasks.locking); a step that succeeds and moves on is written in one
+  round trip (tasks.fastpath), anything else loads the ORM rows under the
+  same lock and goes through tasks.transition.
 * effects: steps that call out (HTTP, notifications, enrichment) first claim
   the attempt (a committed `running` step-run row) under a Postgres session
   advisory lock, perform their effects through the effects ledger, then
@@ -27,10 +30,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, text
 from sqlalchemy.orm import Session
 
-from engine.definition import Definition
+from engine.definition import Definition, Step
 from engine.errors import StepError
 from engine.outcome import BranchOutcome, StepOutcome
 from engine.state import ExecutionStatus, StepRunStatus
@@ -42,6 +45,7 @@ from tasks.budget import enter_running, is_past_deadline
 from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate
 from tasks.fastpath import try_fast_write
 from tasks.foreach import ItemResult, apply_item, is_item, item_index, run_item, start_foreach
+from tasks.locking import AttemptState, LockedExecution, lock_execution
 from tasks.stepping import StepAttempt, needs_effects, prepare_context, run_attempt
 from tasks.transition import (
     Applied,
@@ -85,6 +89,17 @@ class StepMessage:
         )
 
     @property
+    def attempt_key(self) -> dict[str, Any]:
+        """The execution and step-run row this message names (tasks.locking.lock_execution)."""
+        return {
+            "execution_id": self.execution_id,
+            "step_id": self.step_id,
+            "branch_key": self.branch_key,
+            "attempt_group": self.attempt_group,
+            "attempt": self.attempt,
+        }
+
+    @property
     def lock_key(self) -> str:
         parts = (self.execution_id, self.step_id, self.branch_key, self.attempt_group, self.attempt)
         return ":".join(str(part) for part in parts)
@@ -107,7 +122,7 @@ def _lock_execution(session: Session, execution_id: uuid.UUID) -> Execution | No
     ).first()
 
 
-def _why_not_runnable(execution: Execution, message: StepMessage) -> str | None:
+def _why_not_runnable(execution: Execution | LockedExecution, message: StepMessage) -> str | None:
     if execution.status not in RUNNABLE:
         return f"execution_{execution.status}"
     if execution.attempt_group != message.attempt_group:
@@ -132,16 +147,29 @@ def _is_attempt(message: StepMessage) -> Any:
     )
 
 
+# Built once (SQLAlchemy caches its compiled SQL); each message only binds its values.
+_LOCK_WITH_ATTEMPT = (
+    select(Execution, StepRun)
+    .outerjoin(
+        StepRun,
+        and_(
+            StepRun.execution_id == Execution.id,
+            StepRun.step_id == bindparam("step_id"),
+            StepRun.branch_key == bindparam("branch_key"),
+            StepRun.attempt_group == bindparam("attempt_group"),
+            StepRun.attempt == bindparam("attempt"),
+        ),
+    )
+    .where(Execution.id == bindparam("execution_id"))
+    .with_for_update(of=Execution)
+)
+
+
 def _lock_with_attempt(
     session: Session, message: StepMessage
 ) -> tuple[Execution | None, StepRun | None]:
     """The execution, locked, and this attempt's step-run row if any: one round trip."""
-    row = session.execute(
-        select(Execution, StepRun)
-        .outerjoin(StepRun, _is_attempt(message))
-        .where(Execution.id == message.execution_id)
-        .with_for_update(of=Execution)
-    ).first()
+    row = session.execute(_LOCK_WITH_ATTEMPT, message.attempt_key).first()
     return (None, None) if row is None else (row[0], row[1])
 
 
@@ -152,7 +180,7 @@ def _consume_ticket(session: Session, outbox_id: int) -> bool:
     return deleted is not None
 
 
-def _is_early(run: StepRun | None, now: datetime) -> bool:
+def _is_early(run: StepRun | AttemptState | None, now: datetime) -> bool:
     """A retry attempt delivered before its backoff elapsed (an early duplicate)."""
     return (
         run is not None
@@ -170,13 +198,26 @@ def _start_running(execution: Execution, definition: Definition, now: datetime) 
 
 
 # --- atomic path --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Locked:
+    """One atomic-path transaction: it holds the execution row lock since its first query."""
+
+    rt: runtime.Runtime
+    session: Session
+    connection: Connection
+    message: StepMessage
+    now: datetime
+
+
 def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
     with rt.unit_of_work() as uow:
         session = uow.session
-        execution, run = _lock_with_attempt(session, message)
-        if execution is None:
+        connection = session.connection()
+        locked = lock_execution(connection, **message.attempt_key)
+        if locked is None:
             return "execution_gone"
-        now = datetime.now(UTC)
+        execution, run = locked
+        tx = _Locked(rt, session, connection, message, datetime.now(UTC))
         reason = _why_not_runnable(execution, message)
         if run is not None and run.status in FINISHED_RUNS:
             reason = "duplicate"
@@ -187,48 +228,88 @@ def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
             _consume_ticket(session, message.outbox_id)
             uow.commit()
             return reason
-        if _is_early(run, now):
+        if _is_early(run, tx.now):
             return "early"  # the ticket stays for the relay
-        definition = Definition.from_dict(execution.definition)
-        step = definition.step(message.step_id)
+        step = execution.definition.step(message.step_id)
         taken_over = run is not None and run.status == StepRunStatus.RUNNING
         if taken_over or needs_effects(
-            step, definition, execution, rt.settings, message.branch_key
+            step, execution.definition, execution, rt.settings, message.branch_key
         ):
             return NEEDS_EFFECTS  # rolled back: the ticket stays for the effects path
-        attempt = StepAttempt.begin(
-            execution,
-            definition,
-            step,
-            branch_key=message.branch_key,
-            attempt=message.attempt,
-            run=run,
-            now=now,
-            settings=rt.settings,
-        )
-        applied = _run_here(rt, session, attempt, message, now)
+        if run is None and _may_write_fast(execution, step, tx):
+            applied = _run_fast(tx, execution, step)
+        else:
+            applied = _run_general(tx, execution.definition, step)
         _publish_after_commit(rt, uow, applied)
         uow.commit()
     record_metrics(applied)
     return applied.label
 
 
-def _run_here(
-    rt: runtime.Runtime, session: Session, attempt: StepAttempt, message: StepMessage, now: datetime
-) -> Applied:
-    execution, definition = attempt.execution, attempt.definition
-    if is_past_deadline(execution, now):
-        _consume_ticket(session, message.outbox_id)
-        return fail_execution(session, execution, now, definition)
-    result = _work(rt, session, attempt, deadline=None, allow_effects=False)
+def _may_write_fast(execution: LockedExecution, step: Step, tx: _Locked) -> bool:
+    """Whether the step can run on the plain locked row (tasks.fastpath may then write its
+    result); branches, fan-outs, retries and timed-out executions need the ORM rows."""
+    starts_fan_out = step.type in {"parallel", "foreach"}
+    return (
+        not tx.message.branch_key and not starts_fan_out and not execution.is_past_deadline(tx.now)
+    )
+
+
+def _run_fast(tx: _Locked, execution: LockedExecution, step: Step) -> Applied:
+    attempt = StepAttempt.begin(
+        execution,
+        execution.definition,
+        step,
+        branch_key="",
+        attempt=tx.message.attempt,
+        run=None,
+        now=tx.now,
+        settings=tx.rt.settings,
+    )
+    result = _work(tx.rt, tx.session, attempt, deadline=None, allow_effects=False)
     if isinstance(result, StepOutcome):
-        fast = try_fast_write(session, attempt, result, message.outbox_id, datetime.now(UTC))
+        outbox_id = tx.message.outbox_id
+        fast = try_fast_write(tx.connection, attempt, result, outbox_id, datetime.now(UTC))
         if fast is not None:
             return fast
-    # The general path: the ORM records whatever the step decided.
-    _consume_ticket(session, message.outbox_id)
-    _start_running(execution, definition, now)
-    return _record(rt, session, attempt, result, datetime.now(UTC))
+    # A failure, a wait, an approval, record writes or log lines: the general path
+    # records the result through the ORM rows (same transaction, same lock).
+    execution_row, run = _orm_rows(tx)
+    return _record_general(tx, attempt.on_row(execution_row, run), result)
+
+
+def _run_general(tx: _Locked, definition: Definition, step: Step) -> Applied:
+    execution, run = _orm_rows(tx)
+    attempt = StepAttempt.begin(
+        execution,
+        definition,
+        step,
+        branch_key=tx.message.branch_key,
+        attempt=tx.message.attempt,
+        run=run,
+        now=tx.now,
+        settings=tx.rt.settings,
+    )
+    if is_past_deadline(execution, tx.now):
+        _consume_ticket(tx.session, tx.message.outbox_id)
+        return fail_execution(tx.session, execution, tx.now, definition)
+    result = _work(tx.rt, tx.session, attempt, deadline=None, allow_effects=False)
+    return _record_general(tx, attempt, result)
+
+
+def _orm_rows(tx: _Locked) -> tuple[Execution, StepRun | None]:
+    """The ORM rows of the execution this transaction locked, and of the attempt."""
+    execution, run = _lock_with_attempt(tx.session, tx.message)
+    if execution is None:  # cannot happen: the row lock is held since lock_execution
+        raise RuntimeError(f"execution {tx.message.execution_id} vanished under its lock")
+    return execution, run
+
+
+def _record_general(tx: _Locked, attempt: StepAttempt[Execution], result: Any) -> Applied:
+    """The general path: the ORM records whatever the step decided."""
+    _consume_ticket(tx.session, tx.message.outbox_id)
+    _start_running(attempt.execution, attempt.definition, tx.now)
+    return _record(tx.rt, tx.session, attempt, result, datetime.now(UTC))
 
 
 _FAN_OUT = "fan_out"

@@ -1,0 +1,119 @@
+"""The execution row a step task locks, read as plain values in one round trip.
+
+Every step task starts by locking its execution row (SELECT ... FOR UPDATE)
+and reading its attempt's step-run row, if any. Most steps then go on to the
+one-round-trip write of tasks.fastpath, which needs a handful of columns, not
+ORM objects: loading them through the ORM cost more than the rest of the
+step's Python. So the lock is taken with a plain query of exactly those
+columns (a prepared statement: tasks.prepared); a step that takes the general
+path (tasks.transition) loads the ORM rows afterwards, in the same transaction
+and under the same lock.
+
+The pinned definition is read as JSON text and parsed once per process per
+distinct text: it never changes for an execution, and executions of one
+workflow version share it, so steps after the first skip the parse.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection
+
+from engine.definition import Definition
+from tasks.prepared import PreparedStatement, execute_prepared
+
+_LOCK = PreparedStatement(
+    "iw_lock_step",
+    "SELECT e.id, e.organization_id, e.workflow_id, e.definition::text, e.status, e.result,"
+    " e.trigger_type, e.context, e.current_step_id, e.attempt_group, e.version, e.started_at,"
+    " e.running_seconds, e.deadline_at, r.status, r.due_at"
+    " FROM executions e LEFT JOIN step_runs r ON r.execution_id = e.id"
+    " AND r.step_id = %(step_id)s AND r.branch_key = %(branch_key)s"
+    " AND r.attempt_group = %(attempt_group)s AND r.attempt = %(attempt)s"
+    " WHERE e.id = %(execution_id)s FOR UPDATE OF e",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedExecution:
+    """The columns of a locked execution row that running a step reads."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    workflow_id: str
+    definition: Definition
+    status: str
+    result: str | None
+    trigger_type: str
+    context: dict[str, Any]
+    current_step_id: str | None
+    attempt_group: int
+    version: int
+    started_at: datetime | None
+    running_seconds: float
+    deadline_at: datetime | None
+
+    def is_past_deadline(self, now: datetime) -> bool:
+        return self.deadline_at is not None and self.deadline_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptState:
+    """The attempt's step-run row, when one exists (a retry, a re-run, a duplicate)."""
+
+    status: str
+    due_at: datetime | None
+
+
+def lock_execution(
+    connection: Connection,
+    *,
+    execution_id: uuid.UUID,
+    step_id: str,
+    branch_key: str,
+    attempt_group: int,
+    attempt: int,
+) -> tuple[LockedExecution, AttemptState | None] | None:
+    """Lock the execution row (None if it is gone) and read the attempt's row with it."""
+    row: Any = execute_prepared(
+        connection,
+        [_LOCK],
+        {
+            "execution_id": execution_id,
+            "step_id": step_id,
+            "branch_key": branch_key,
+            "attempt_group": attempt_group,
+            "attempt": attempt,
+        },
+    ).first()
+    if row is None:
+        return None
+    execution = LockedExecution(
+        id=row[0],
+        organization_id=row[1],
+        workflow_id=row[2],
+        definition=pinned_definition(row[3]),
+        status=row[4],
+        result=row[5],
+        trigger_type=row[6],
+        context=row[7],
+        current_step_id=row[8],
+        attempt_group=row[9],
+        version=row[10],
+        started_at=row[11],
+        running_seconds=row[12],
+        deadline_at=row[13],
+    )
+    return execution, None if row[14] is None else AttemptState(row[14], row[15])
+
+
+@lru_cache(maxsize=256)
+def pinned_definition(text: str) -> Definition:
+    """The parsed definition for this exact JSON text (shared: Definition is frozen)."""
+    return Definition.from_dict(json.loads(text))

@@ -1,0 +1,20 @@
+"""The worker picks its client-reusing Redis transport for plain redis:// brokers only."""
+
+from __future__ import annotations
+
+from models.config import load_settings
+from workers.app import celery_config
+from workers.broker import TRANSPORT
+
+
+def config_for(broker_url: str) -> dict[str, object]:
+    return celery_config(load_settings({}, overrides={"celery_broker_url": broker_url}))
+
+
+def test_a_plain_redis_broker_uses_the_client_reusing_transport() -> None:
+    assert config_for("redis://127.0.0.1:6379/11")["broker_transport"] == TRANSPORT
+
+
+def test_tls_and_sentinel_brokers_keep_kombus_own_transport() -> None:
+    for url in ("rediss://127.0.0.1:6380/0", "sentinel://127.0.0.1:26379/0"):
+        assert "broker_transport" not in config_for(url)
