@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from celery import Celery, current_app
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from models.execution import DispatchOutbox
 from models.rows import insert_rows
+from tasks import broker
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +57,7 @@ def publisher_config(broker_url: str) -> dict[str, Any]:
     """Settings every process that publishes or consumes must agree on."""
     return {
         "broker_url": broker_url,
+        **_broker_transport(broker_url),
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": QUEUE,
@@ -71,6 +74,13 @@ def publisher_config(broker_url: str) -> dict[str, Any]:
             "interval_max": 0.5,
         },
     }
+
+
+def _broker_transport(broker_url: str) -> dict[str, Any]:
+    """tasks.broker's transport (one Redis client per channel) for plain redis:// URLs."""
+    if urlsplit(broker_url).scheme != "redis":
+        return {}
+    return {"broker_transport": broker.TRANSPORT}
 
 
 @dataclass(frozen=True)

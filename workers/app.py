@@ -8,7 +8,6 @@ nothing; the app is built from Settings (environment) on first access.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Celery
 
@@ -24,7 +23,6 @@ from tasks.dispatch import (
 )
 from tasks.scheduler import FIRE_SCHEDULES
 from tasks.timers import RESUME_DUE
-from workers import broker
 
 TASK_MODULES = (
     "tasks.step_task",
@@ -52,7 +50,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     schedule_every = float(intervals.get("scheduler", DEFAULT_SCHEDULER_INTERVAL_SECONDS))
     return {
         **publisher_config(settings.broker_url),
-        **_broker_transport(settings.broker_url),
         # A step's message is acknowledged only after the step's transaction
         # committed, and a child killed mid-step gives its message back.
         "task_acks_late": True,
@@ -99,13 +96,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "beat_max_loop_interval": min(relay_every, 5.0),
     }
-
-
-def _broker_transport(broker_url: str) -> dict[str, Any]:
-    """workers.broker's transport (one Redis client per channel) for plain redis:// URLs."""
-    if urlsplit(broker_url).scheme != "redis":
-        return {}
-    return {"broker_transport": broker.TRANSPORT}
 
 
 def make_celery(settings: Settings | None = None) -> Celery:

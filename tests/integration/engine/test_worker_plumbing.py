@@ -9,8 +9,8 @@ import pytest
 from kombu import Connection
 from sqlalchemy.exc import DBAPIError
 
+from tasks.broker import Transport
 from tasks.prepared import PreparedStatement, execute_prepared
-from workers.broker import Transport
 
 _ANSWER = PreparedStatement("iw_test_answer", "SELECT %(value)s::integer + 1")
 

@@ -1,4 +1,5 @@
-"""The worker's Redis broker transport: kombu's, with one Redis client per channel.
+"""The Redis broker transport of every process that publishes or consumes steps:
+kombu's, with one Redis client per channel.
 
 kombu's Redis channel builds a new `redis.Redis` client object for every
 command it sends outside its event loop: every publish and, in the worker's
@@ -10,8 +11,9 @@ All those clients share the channel's connection pool, and a client object
 holds no connection of its own (each command borrows one from the pool), so
 one client per channel and pool behaves the same.
 
-Selected by workers.app for `redis://` broker URLs only; other schemes
-(TLS, Sentinel) keep kombu's own transport.
+Selected by tasks.dispatch.publisher_config (the worker, beat and the API's
+publisher) for `redis://` broker URLs only; other schemes (TLS, Sentinel) keep
+kombu's own transport.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from kombu.transport import redis as kombu_redis
 
-TRANSPORT = "workers.broker:Transport"
+TRANSPORT = "tasks.broker:Transport"
 
 
 class Channel(kombu_redis.Channel):

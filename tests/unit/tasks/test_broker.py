@@ -1,10 +1,12 @@
-"""The worker picks its client-reusing Redis transport for plain redis:// brokers only."""
+"""Workers and publishers pick the client-reusing Redis transport for plain redis:// brokers
+only."""
 
 from __future__ import annotations
 
 from models.config import load_settings
+from tasks.broker import TRANSPORT
+from tasks.dispatch import Publisher
 from workers.app import celery_config
-from workers.broker import TRANSPORT
 
 
 def config_for(broker_url: str) -> dict[str, object]:
@@ -18,3 +20,8 @@ def test_a_plain_redis_broker_uses_the_client_reusing_transport() -> None:
 def test_tls_and_sentinel_brokers_keep_kombus_own_transport() -> None:
     for url in ("rediss://127.0.0.1:6380/0", "sentinel://127.0.0.1:26379/0"):
         assert "broker_transport" not in config_for(url)
+
+
+def test_the_apis_publisher_uses_it_too() -> None:
+    publisher = Publisher.for_broker("redis://127.0.0.1:6379/11", celery_metrics=False)
+    assert publisher._app.conf.broker_transport == TRANSPORT
