@@ -21,8 +21,8 @@ from engine.state import FINISHED_STATES, ErrorType, ExecutionStatus
 from models.execution import Approval, DispatchOutbox, Execution, StepRun, Wait
 from monitoring import metrics
 from tasks.budget import enter_running, leave_running
-from tasks.dispatch import add_ticket, step_limit
 from tasks.foreach import reticket_unfinished
+from tasks.transition import ticket_step
 
 S = ExecutionStatus
 PAUSABLE = frozenset({S.PENDING, S.RUNNING, S.WAITING})
@@ -154,19 +154,8 @@ def _ticket_current_step(
         else:
             attempt = latest.attempt + 1
     execution.heartbeat_at = now
-    return [
-        add_ticket(
-            session,
-            organization_id=execution.organization_id,
-            execution_id=execution.id,
-            step_id=step_id,
-            now=now,
-            limit=step_limit(step.timeout),
-            attempt_group=execution.attempt_group,
-            attempt=attempt,
-            due_at=due_at if due_at is not None and due_at > now else None,
-        )
-    ]
+    due_at = due_at if due_at is not None and due_at > now else None
+    return [ticket_step(session, execution, step, now, attempt=attempt, due_at=due_at)]
 
 
 def _is_waiting(session: Session, execution: Execution) -> bool:

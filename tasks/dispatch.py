@@ -134,40 +134,6 @@ def step_limit(timeout: timedelta | None) -> timedelta:
     return min(timeout or DEFAULT_STEP_LIMIT, MAX_STEP_LIMIT)
 
 
-def add_ticket(
-    session: Session,
-    *,
-    organization_id: uuid.UUID,
-    execution_id: uuid.UUID,
-    step_id: str,
-    now: datetime,
-    limit: timedelta,
-    attempt_group: int = 1,
-    attempt: int = 1,
-    branch_key: str = "",
-    due_at: datetime | None = None,
-) -> DispatchOutbox:
-    """Insert a ticket in the caller's transaction (through the session's unit of work).
-
-    Without `due_at` the caller publishes it after commit and the relay only
-    steps in after REDELIVERY_GRACE; with `due_at` (a retry backoff) the relay
-    publishes it when it falls due.
-    """
-    row = new_ticket(
-        organization_id=organization_id,
-        execution_id=execution_id,
-        step_id=step_id,
-        now=now,
-        limit=limit,
-        attempt_group=attempt_group,
-        attempt=attempt,
-        branch_key=branch_key,
-        due_at=due_at,
-    )
-    session.add(row)
-    return row
-
-
 def new_ticket(
     *,
     organization_id: uuid.UUID,
@@ -180,7 +146,8 @@ def new_ticket(
     branch_key: str = "",
     due_at: datetime | None = None,
 ) -> DispatchOutbox:
-    """A ticket row, not yet in any session (see add_ticket and insert_tickets)."""
+    """A ticket row, not yet in any session (tasks.transition.ticket_step adds one to a
+    session; insert_tickets writes many at once)."""
     return DispatchOutbox(
         organization_id=organization_id,
         execution_id=execution_id,

@@ -39,7 +39,7 @@ from models.execution import Approval, DispatchOutbox, Execution, StepRun
 from models.execution import Wait as WaitRow
 from monitoring import metrics
 from tasks.budget import leave_running
-from tasks.dispatch import add_ticket, step_limit
+from tasks.dispatch import new_ticket, step_limit
 from tasks.stepping import StepAttempt, retry_rng
 
 S = ExecutionStatus
@@ -176,8 +176,13 @@ def ticket_step(
     attempt: int = 1,
     due_at: datetime | None = None,
 ) -> DispatchOutbox:
-    return add_ticket(
-        session,
+    """Add a ticket for this step of the execution to the session's transaction.
+
+    Without `due_at` the caller publishes it after commit and the relay only
+    steps in after REDELIVERY_GRACE; with `due_at` (a retry backoff) the relay
+    publishes it when it falls due.
+    """
+    ticket = new_ticket(
         organization_id=execution.organization_id,
         execution_id=execution.id,
         step_id=step.id,
@@ -188,6 +193,8 @@ def ticket_step(
         branch_key=branch_key,
         due_at=due_at,
     )
+    session.add(ticket)
+    return ticket
 
 
 def schedule_retry(
