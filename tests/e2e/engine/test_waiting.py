@@ -419,21 +419,34 @@ def test_a_quote_rejected_by_the_rep_at_stage_one_is_blocked(
     assert [a["step_id"] for a in asked["approvals"]] == ["require_sales_rep_review"]
 
 
-def test_a_quote_the_rep_never_reviews_expires_at_stage_one(
-    team: Team, db: Engine, http_sink: HttpSink, smtp_sink: SmtpSink
+def assert_expires_blocked(
+    team: Team,
+    db: Engine,
+    smtp_sink: SmtpSink,
+    execution_id: str,
+    approval: dict[str, Any],
+    path: list[str],
 ) -> None:
-    quote = quote_waiting_for_the_rep(team, http_sink, smtp_sink)
-    stage_one = approval_at(team.api, quote.execution_id, "require_sales_rep_review")
-    expire_now(db, stage_one["id"])
-    body = team.api.settle(quote.execution_id)
+    """Expire the approval now: the beat job settles the quote as blocked by a timeout,
+    with the expiry in the context and announced."""
+    expire_now(db, approval["id"])
+    body = team.api.settle(execution_id)
     assert (body["status"], body["result"], body["error_type"]) == (
         "completed",
         "blocked",
         "timeout",
     )
-    assert team.api.path(quote.execution_id) == STAGE_ONE
-    assert body["context"]["approvals"]["require_sales_rep_review"]["status"] == "expired"
-    assert_announced(smtp_sink, db, team, stage_one, "expired")
+    assert team.api.path(execution_id) == path
+    assert body["context"]["approvals"][approval["step_id"]]["status"] == "expired"
+    assert_announced(smtp_sink, db, team, approval, "expired")
+
+
+def test_a_quote_the_rep_never_reviews_expires_at_stage_one(
+    team: Team, db: Engine, http_sink: HttpSink, smtp_sink: SmtpSink
+) -> None:
+    quote = quote_waiting_for_the_rep(team, http_sink, smtp_sink)
+    stage_one = approval_at(team.api, quote.execution_id, "require_sales_rep_review")
+    assert_expires_blocked(team, db, smtp_sink, quote.execution_id, stage_one, STAGE_ONE)
 
 
 def test_a_quote_whose_rep_review_event_never_comes_times_out(
@@ -499,16 +512,7 @@ def test_a_quote_the_manager_never_decides_expires_at_stage_two(
     team: Team, db: Engine, http_sink: HttpSink, smtp_sink: SmtpSink
 ) -> None:
     quote, stage_two = quote_waiting_for_the_manager(team, db, http_sink, smtp_sink)
-    expire_now(db, stage_two["id"])
-    body = team.api.settle(quote.execution_id)
-    assert (body["status"], body["result"], body["error_type"]) == (
-        "completed",
-        "blocked",
-        "timeout",
-    )
-    assert team.api.path(quote.execution_id) == STAGE_TWO
-    assert body["context"]["approvals"]["require_manager_approval"]["status"] == "expired"
-    assert_announced(smtp_sink, db, team, stage_two, "expired")
+    assert_expires_blocked(team, db, smtp_sink, quote.execution_id, stage_two, STAGE_TWO)
 
 
 def test_a_quote_whose_manager_review_event_never_comes_times_out(
