@@ -26,7 +26,9 @@ from sqlalchemy.engine import Engine
 from tests.e2e.stack import ROOT, Stack
 from tests.integration.engine.sinks import HttpSink, SmtpSink
 
-BROKER_URL = "redis://127.0.0.1:6379/12"
+# Not the integration suite's broker DB (12): a worker of this stack would consume
+# the messages those tests look for.
+BROKER_URL = "redis://127.0.0.1:6379/6"
 API = "/api/v1"
 EXAMPLES_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "examples" / "original"
 FINAL = {"completed", "failed", "cancelled"}
@@ -65,7 +67,9 @@ class EngineStack(Stack):
             )
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack stops once this package's tests are done, so its
+# processes do not run on beside (and consume for) the suites that follow.
+@pytest.fixture(scope="package")
 def engine_stack(
     engine_database_url: str,
     redis_url: str,
