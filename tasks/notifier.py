@@ -10,6 +10,7 @@ when it was not.
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,18 @@ from tasks.outbound import OutboundHttp
 
 SENT, FAILED, SKIPPED = "sent", "failed", "skipped"
 DEFAULT_SUBJECT = "Workflow notification"
+
+
+def message_id(idempotency_key: str, recipient: str, sender: str) -> str:
+    """The same Message-ID each time one notification goes to one recipient.
+
+    SMTP has no idempotency: a process killed between the send and the ledger
+    write sends again after a retry. With the same Message-ID, the recipient's
+    mail system can recognise the copy (deliveries are at least once).
+    """
+    digest = hashlib.sha256(f"{idempotency_key}\n{recipient}".encode()).hexdigest()[:32]
+    domain = sender.rpartition("@")[2] or "localhost"
+    return f"<{digest}@{domain}>"
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,9 @@ class Notifier:
         message["To"] = address
         message["Subject"] = notification.subject or DEFAULT_SUBJECT
         message["X-Idempotency-Key"] = notification.idempotency_key
+        message["Message-ID"] = message_id(
+            notification.idempotency_key, address, self._settings.smtp_from
+        )
         message.set_content(notification.message)
         timeout = self._settings.outbound_timeout_seconds
         with smtplib.SMTP(

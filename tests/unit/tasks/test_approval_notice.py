@@ -106,3 +106,15 @@ def test_a_failed_announcement_is_retried_after_as_long_as_it_has_been_failing(
 
 def test_a_failed_announcement_is_abandoned_a_day_after_the_decision() -> None:
     assert retry_notification_at(approval(decided_at=NOW - NOTIFY_GIVE_UP), NOW) is None
+
+
+def test_an_email_keeps_its_message_id_when_sent_again() -> None:
+    from tasks.notifier import message_id
+
+    first = message_id("approval:a1:approved", "rep@example.com", "workflows@corp.example")
+    again = message_id("approval:a1:approved", "rep@example.com", "workflows@corp.example")
+    other = message_id("approval:a1:approved", "boss@example.com", "workflows@corp.example")
+
+    assert first == again
+    assert other != first
+    assert first.startswith("<") and first.endswith("@corp.example>")
