@@ -169,6 +169,8 @@ def insert_tickets(session: Session, rows: list[DispatchOutbox]) -> None:
     """Insert new tickets in one statement, bypassing the unit of work, and give each
     row its id (the rows stay outside the session: nothing reads them back).
     At most one new ticket per execution, so the execution id pairs ids with rows."""
+    if len({row.execution_id for row in rows}) != len(rows):
+        raise ValueError("insert_tickets takes at most one ticket per execution")
     inserted = insert_rows(
         session,
         DispatchOutbox,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -26,6 +27,9 @@ _TABLE_AFTER = {
 _known_tables: set[str] = set()
 
 
+# Every statement is classified after it runs; the texts repeat (compiled and
+# prepared SQL), so the regex work is done once per text.
+@lru_cache(maxsize=1024)
 def classify(statement: str) -> tuple[str, str]:
     """(query_type, table) with bounded values: unknown tables become "other"."""
     words = statement.lstrip().split(None, 1)
@@ -46,6 +50,7 @@ def classify(statement: str) -> tuple[str, str]:
 def instrument_db_engine(db_engine: Engine, known_tables: frozenset[str] = frozenset()) -> None:
     if known_tables:
         _known_tables.update(known_tables | {"alembic_version"})
+        classify.cache_clear()  # answers given before these tables were known
     pool = db_engine.pool
     size = getattr(pool, "size", lambda: 0)() + max(getattr(pool, "_max_overflow", 0), 0)
     metrics.set_db_pool_size(size)
