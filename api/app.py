@@ -19,6 +19,7 @@ from models.base import Base
 from models.config import Settings, load_settings
 from models.db import make_db_engine, make_session_factory
 from tasks.instrumentation import instrument_db_engine, instrumented_redis
+from tasks.prepared import send_plain_sql
 
 API_PREFIX = "/api/v1"
 
@@ -57,6 +58,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         settings.database_url, pool_size=settings.db_pool_size, application_name="iw-api"
     )
     instrument_db_engine(db_engine, frozenset(Base.metadata.tables))
+    if not settings.db_prepared_statements:  # behind a transaction-pooling proxy
+        send_plain_sql(db_engine)
     install(
         app,
         Services(

@@ -57,6 +57,10 @@ def error_response(
 
 
 def _http_error(error: HTTPException) -> Response:
+    if isinstance(error.response, Response):
+        # Built by our own code in the one error shape (the rate limiter's 429 with
+        # its Retry-After and X-RateLimit-* headers): answer with it as it is.
+        return error.response
     code = error.code or 500
     data = getattr(error, "data", None) or {}
     message = data.get("message") or error.description or error.name

@@ -3,11 +3,15 @@
 Counters live in Redis so limits hold across gunicorn workers and hosts.
 The key function reads the credential cheaply (a JWT signature check or a hash
 of the API key) because it runs before the view authenticates.
+
+The X-RateLimit-* headers go on the 429 answer only (as SPEC §6 asks): putting
+them on every answer made Flask-Limiter read the window back from Redis after
+each request, a second Redis round trip (and, for the moving window, a binary
+search over the list) on every call of the API.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -66,11 +70,15 @@ def _on_breach(limit: RequestLimit) -> Response:
     view = current_app.view_functions.get(request.endpoint or "")
     scope = "auth" if getattr(view, "_auth_rate_limited", False) else "default"
     metrics.record_rate_limited(scope)
-    retry_after = max(1, math.ceil(limit.reset_at - time.time()))
+    reset_at = limit.reset_at
+    retry_after = max(1, int(reset_at - time.time()))
     response = error_response(
         429, "Too Many Requests", f"Rate limit exceeded ({limit.limit}); retry in {retry_after}s"
     )
     response.headers["Retry-After"] = str(retry_after)
+    response.headers["X-RateLimit-Limit"] = str(limit.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(limit.remaining)
+    response.headers["X-RateLimit-Reset"] = str(reset_at)
     return response
 
 
@@ -78,7 +86,7 @@ limiter = Limiter(
     key_func=principal_key,
     default_limits=[default_limit],
     default_limits_exempt_when=_is_exempt,
-    headers_enabled=True,
+    headers_enabled=False,
     strategy="moving-window",
     key_prefix="iw",
     on_breach=_on_breach,
@@ -95,6 +103,6 @@ def auth_rate_limit(view: F) -> F:
 def install_rate_limits(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_ENABLED"] = settings.rate_limit_enabled
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    app.config["RATELIMIT_HEADERS_ENABLED"] = False
     app.config["RATELIMIT_SWALLOW_ERRORS"] = False
     limiter.init_app(app)

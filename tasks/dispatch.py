@@ -30,7 +30,7 @@ from celery.signals import after_task_publish
 from sqlalchemy.orm import Session
 
 from models.execution import DispatchOutbox
-from models.rows import insert_rows
+from models.rows import InsertBatch
 from tasks import broker
 
 log = structlog.get_logger(__name__)
@@ -165,14 +165,17 @@ def new_ticket(
     )
 
 
-def insert_tickets(session: Session, rows: list[DispatchOutbox]) -> None:
+def insert_tickets(
+    session: Session, rows: list[DispatchOutbox], *, batch: InsertBatch | None = None
+) -> None:
     """Insert new tickets in one statement, bypassing the unit of work, and give each
     row its id (the rows stay outside the session: nothing reads them back).
+    `batch` carries INSERTs to send ahead of the tickets' in the same round trip.
     At most one new ticket per execution, so the execution id pairs ids with rows."""
     if len({row.execution_id for row in rows}) != len(rows):
         raise ValueError("insert_tickets takes at most one ticket per execution")
-    inserted = insert_rows(
-        session,
+    batch = batch if batch is not None else InsertBatch()
+    batch.add(
         DispatchOutbox,
         [
             {
@@ -186,7 +189,7 @@ def insert_tickets(session: Session, rows: list[DispatchOutbox]) -> None:
         ],
         returning=("id", "execution_id"),
     )
-    ids = {execution_id: row_id for row_id, execution_id in inserted}
+    ids = {execution_id: row_id for row_id, execution_id in batch.send(session)}
     for row in rows:
         row.id = ids[row.execution_id]
 

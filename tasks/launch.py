@@ -9,11 +9,12 @@ rows back in the same transaction.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.orm import Session
 
@@ -21,8 +22,9 @@ from engine.context import build_context
 from engine.definition import Definition
 from engine.state import ExecutionStatus
 from models.execution import DispatchOutbox, Event, Execution
-from models.rows import insert_rows
+from models.rows import InsertBatch, JsonText
 from tasks.dispatch import insert_tickets, new_ticket, step_limit
+from tasks.locking import pinned_definition
 
 
 class WorkflowVersion(Protocol):
@@ -43,11 +45,23 @@ class WorkflowVersion(Protocol):
 
 @dataclass(frozen=True)
 class WorkflowRecord:
+    """A workflow version read with a plain query, its definition as the stored JSON
+    text: parsed once per text (tasks.locking.pinned_definition), and copied into
+    the execution row as it is, without a round of json.loads and json.dumps."""
+
     id: uuid.UUID
     organization_id: uuid.UUID
     workflow_id: str
     version: str
-    definition: dict[str, Any]
+    definition_text: str
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(self.definition_text))
+
+    @property
+    def parsed(self) -> Definition:
+        return pinned_definition(self.definition_text)
 
 
 @dataclass(frozen=True)
@@ -88,14 +102,17 @@ def start_executions(
     trigger_type: str,
     event: Event | None = None,
     created_by: uuid.UUID | None = None,
+    batch: InsertBatch | None = None,
 ) -> list[Launch]:
-    """Start one execution per (workflow version, pre-allocated execution id), with
-    one round trip per table however many workflows an event starts."""
+    """Start one execution per (workflow version, pre-allocated execution id): their
+    rows and tickets in one round trip, however many workflows an event starts, and
+    with them whatever INSERTs the caller put in `batch` first (the event's)."""
+    batch = batch if batch is not None else InsertBatch()
     if not workflows:
+        batch.send(session)
         return []
-    definitions = [Definition.from_dict(workflow.definition) for workflow, _ in workflows]
-    insert_rows(
-        session,
+    definitions = [_parsed(workflow) for workflow, _ in workflows]
+    batch.add(
         Execution,
         [
             _new_execution(
@@ -121,11 +138,17 @@ def start_executions(
         )
         for (workflow, execution_id), definition in zip(workflows, definitions, strict=True)
     ]
-    insert_tickets(session, tickets)
+    insert_tickets(session, tickets, batch=batch)
     return [
         Launch(execution_id, ticket)
         for (_, execution_id), ticket in zip(workflows, tickets, strict=True)
     ]
+
+
+def _parsed(workflow: WorkflowVersion) -> Definition:
+    if isinstance(workflow, WorkflowRecord):
+        return workflow.parsed
+    return Definition.from_dict(workflow.definition)
 
 
 def _new_execution(
@@ -156,7 +179,11 @@ def _new_execution(
         "workflow_id": workflow.workflow_id,
         "workflow_version": workflow.version,
         # The pinned copy: later edits of the workflow never reach this run.
-        "definition": workflow.definition,
+        "definition": (
+            JsonText(workflow.definition_text)
+            if isinstance(workflow, WorkflowRecord)
+            else workflow.definition
+        ),
         "status": str(ExecutionStatus.PENDING),
         "trigger_type": trigger_type,
         "trigger_event": event.event_type if event is not None else None,

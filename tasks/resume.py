@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.condition import evaluate
@@ -24,22 +24,17 @@ from engine.machine import decide_after_approval, decide_after_wait
 from engine.state import ApprovalStatus, ExecutionStatus
 from models.execution import Approval, Event, Execution, Wait
 from tasks.budget import enter_running
+from tasks.prepared import PreparedStatement, execute_prepared
 from tasks.stepping import StepAttempt
 from tasks.transition import Applied, apply_decision, current_result
 
-BATCH_SIZE = 1000
-
-_OPEN_EVENT_WAITS = (
-    select(Wait.id)
-    .where(
-        Wait.organization_id == bindparam("organization_id"),
-        Wait.kind == "event",
-        Wait.status == "waiting",
-        Wait.event_type == bindparam("event_type"),
-    )
-    .order_by(Wait.created_at)
-    .limit(BATCH_SIZE)
-    .with_for_update(skip_locked=True)
+# Run for every event (most wake nothing): prepared once per connection. One event
+# wakes at most 1000 waits in its transaction.
+_OPEN_EVENT_WAITS = PreparedStatement(
+    "iw_open_event_waits",
+    "SELECT id FROM waits WHERE organization_id = %(organization_id)s AND kind = 'event'"
+    " AND status = 'waiting' AND event_type = %(event_type)s"
+    " ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED",
 )
 
 
@@ -48,14 +43,14 @@ def resume_event_waits(session: Session, event: Event, *, now: datetime) -> list
     after commit."""
     # Most events wake nothing: lock the open waits' ids with a plain Core query
     # and only then load them as objects.
-    wait_ids = (
-        session.execute(
-            _OPEN_EVENT_WAITS,
+    wait_ids = [
+        row[0]
+        for row in execute_prepared(
+            session.connection(),
+            [_OPEN_EVENT_WAITS],
             {"organization_id": event.organization_id, "event_type": event.event_type},
         )
-        .scalars()
-        .all()
-    )
+    ]
     if not wait_ids:
         return []
     waits = session.scalars(

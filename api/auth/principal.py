@@ -10,16 +10,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import g, request
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, select
 
 from api.auth.revocation import is_access_token_revoked
-from api.auth.tokens import AccessClaims, TokenError, decode_access_token, hash_token
+from api.auth.tokens import AccessClaims, TokenError, VerifiedTokens, hash_token
 from api.errors import abort
 from api.services import services
 from models.identity import ApiKey, Membership, User
 from models.permission import permissions_of
+from tasks.prepared import PreparedStatement, execute_prepared
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_verified_tokens = VerifiedTokens()
 
 # TokenError reasons -> the bounded `reason` label of auth_failures_total.
 _FAILURE_LABELS = {
@@ -89,7 +92,7 @@ def access_claims(token: str) -> AccessClaims:
     cached = g.get("access_claims")
     if cached is not None and cached[0] == token:
         return cast(AccessClaims, cached[1])
-    claims = decode_access_token(token, secret=services().settings.jwt_secret)
+    claims = _verified_tokens.decode(token, secret=services().settings.jwt_secret)
     g.access_claims = (token, claims)
     return claims
 
@@ -119,14 +122,13 @@ def _from_access_token(token: str) -> Principal:
 
 
 # Read at every request (a removed member or a disabled user loses access at once),
-# so only the three columns the checks need, in one statement.
-_STANDING = (
-    select(Membership.role_name, User.is_active, User.password_changed_at)
-    .join(User, User.id == Membership.user_id)
-    .where(
-        Membership.user_id == bindparam("user_id"),
-        Membership.organization_id == bindparam("organization_id"),
-    )
+# so only the three columns the checks need, in one prepared statement, on an
+# autocommit connection: one round trip, without BEGIN and ROLLBACK around it.
+_STANDING = PreparedStatement(
+    "iw_member_standing",
+    "SELECT m.role_name, u.is_active, u.password_changed_at"
+    " FROM memberships m JOIN users u ON u.id = m.user_id"
+    " WHERE m.user_id = %(user_id)s AND m.organization_id = %(organization_id)s",
 )
 
 
@@ -134,9 +136,11 @@ def _standing(
     user_id: uuid.UUID, organization_id: uuid.UUID
 ) -> Row[str, bool, datetime | None] | None:
     with services().db_engine.connect() as connection:
-        return connection.execute(
-            _STANDING, {"user_id": user_id, "organization_id": organization_id}
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = execute_prepared(
+            connection, [_STANDING], {"user_id": user_id, "organization_id": organization_id}
         ).first()
+    return cast("Row[str, bool, datetime | None] | None", row)
 
 
 def _from_api_key(raw_key: str) -> Principal:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,14 +23,13 @@ from api.errors import abort
 from api.pagination import paginate
 from api.services import services
 from engine.condition import evaluate
-from engine.definition import Trigger
 from engine.templating import TemplateRenderer
 from engine.trigger import event_matches
 from models.execution import DispatchOutbox, Event
-from models.rows import insert_rows
-from models.workflow import Workflow
+from models.rows import InsertBatch
 from monitoring import metrics
 from tasks.launch import WorkflowRecord, start_executions
+from tasks.prepared import PreparedStatement, execute_prepared
 from tasks.resume import resume_event_waits
 from tasks.transition import record_metrics
 
@@ -78,21 +77,22 @@ def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | N
             triggered_workflows=[workflow.workflow_id for workflow, _ in matching],
             execution_ids=[str(execution_id) for _, execution_id in matching],
         )
-        # A plain INSERT (nothing reads the event back in this transaction); a
-        # duplicate key fails here, before any execution exists.
-        insert_rows(session, Event, [_columns(event)])
-        tickets: list[DispatchOutbox] = []
-        if matching:
-            launches = start_executions(
-                session,
-                matching,
-                payload,
-                now=now,
-                trigger_type="event",
-                event=event,
-                created_by=principal.user_id,
-            )
-            tickets.extend(launch.ticket for launch in launches)
+        # Plain INSERTs of the event, the executions and their tickets, in one round
+        # trip (nothing reads them back in this transaction). The event's goes
+        # first: a duplicate key fails there, before any execution exists.
+        batch = InsertBatch()
+        batch.add(Event, [_columns(event)])
+        launches = start_executions(
+            session,
+            matching,
+            payload,
+            now=now,
+            trigger_type="event",
+            event=event,
+            created_by=principal.user_id,
+            batch=batch,
+        )
+        tickets: list[DispatchOutbox] = [launch.ticket for launch in launches]
         resumed = resume_event_waits(session, event, now=now)
         for applied in resumed:
             tickets.extend(applied.tickets)
@@ -116,37 +116,39 @@ def _columns(event: Event) -> dict[str, Any]:
     }
 
 
-# Only the columns a launch needs: rows, not ORM objects, on the path of every event.
-_EVENT_WORKFLOWS = (
-    select(
-        Workflow.id,
-        Workflow.organization_id,
-        Workflow.workflow_id,
-        Workflow.version,
-        Workflow.definition,
-    )
-    .where(
-        Workflow.organization_id == bindparam("organization_id"),
-        Workflow.enabled.is_(True),
-        Workflow.trigger_type == "event",
-    )
-    .order_by(Workflow.workflow_id)
+# Only the columns a launch needs, as rows (not ORM objects), prepared once per
+# connection: on the path of every event. The definition comes as its JSON text,
+# parsed once per text (WorkflowRecord.parsed).
+_EVENT_WORKFLOWS = PreparedStatement(
+    "iw_event_workflows",
+    "SELECT id, organization_id, workflow_id, version, definition::text FROM workflows"
+    " WHERE organization_id = %(organization_id)s AND enabled AND trigger_type = 'event'"
+    " ORDER BY workflow_id",
 )
 
 
 def _matching_workflows(
     session: Session, organization_id: uuid.UUID, event_type: str, payload: dict[str, Any]
 ) -> list[WorkflowRecord]:
-    candidates = session.execute(_EVENT_WORKFLOWS, {"organization_id": organization_id})
-    return [
-        WorkflowRecord(*row)
-        for row in candidates
-        if event_matches(
-            Trigger.from_dict(row.definition.get("trigger") or {}),
-            event_type,
-            payload,
-            _filter_holds,
+    candidates: list[Any] = list(
+        execute_prepared(
+            session.connection(), [_EVENT_WORKFLOWS], {"organization_id": organization_id}
         )
+    )
+    records = [
+        WorkflowRecord(
+            id=row[0],
+            organization_id=row[1],
+            workflow_id=row[2],
+            version=row[3],
+            definition_text=row[4],
+        )
+        for row in candidates
+    ]
+    return [
+        record
+        for record in records
+        if event_matches(record.parsed.trigger, event_type, payload, _filter_holds)
     ]
 
 

@@ -13,7 +13,7 @@ from tests.integration.engine.conftest import (
     send_event,
     trace,
 )
-from tests.support import unique
+from tests.support import register, unique
 
 
 def order_workflow(event: str = "order.created", **trigger: Any) -> dict[str, Any]:
@@ -131,3 +131,40 @@ def test_events_are_listed_and_read_within_the_organization(admin: Any, client: 
     assert admin.get(f"{API}/events/{sent['id']}").json["payload"] == {"n": 1}
     stranger = register(client)
     assert stranger.get(f"{API}/events/{sent['id']}").status_code == 404
+
+
+def _prepared_on_api_connections(app: Any) -> set[str]:
+    with app.extensions["iw"].db_engine.connect() as connection:
+        names = connection.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars()
+        return set(names)
+
+
+def test_an_event_and_its_caller_are_read_with_prepared_statements(admin: Any, app: Any) -> None:
+    create_workflow(admin, order_workflow("order.prepared"))
+
+    accepted = send_event(admin, "order.prepared", {"order": {"id": "o-p", "total": 50}})
+
+    assert len(accepted["execution_ids"]) == 1
+    prepared = _prepared_on_api_connections(app)
+    assert {"iw_member_standing", "iw_event_workflows", "iw_open_event_waits"} <= prepared
+
+
+def test_with_prepared_statements_off_events_are_routed_with_plain_sql(
+    engine_settings: dict[str, Any], rt: Any
+) -> None:
+    from api.app import create_app
+
+    plain = create_app({**engine_settings, "db_prepared_statements": False})
+    try:
+        caller = register(plain.test_client())
+        create_workflow(caller, order_workflow("order.plain"))
+
+        accepted = send_event(caller, "order.plain", {"order": {"id": "o-q", "total": 50}})
+
+        [execution_id] = accepted["execution_ids"]
+        assert execution(caller, execution_id)["status"] == "pending"
+        assert _prepared_on_api_connections(plain) == set()
+        drive(rt)
+        assert execution(caller, execution_id)["status"] == "completed"
+    finally:
+        plain.extensions["iw"].db_engine.dispose()

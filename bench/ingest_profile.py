@@ -1,0 +1,240 @@
+"""The cost of one POST /api/v1/events in the API process: µs, SQL statements, Redis commands.
+
+    .venv/bin/python bench/ingest_profile.py [-n 500] [--warmup 50] [--api-key]
+        [--profile cprofile] [--top 40] [--dump FILE]
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/ingest.cg \
+        .venv/bin/python bench/ingest_profile.py --callgrind -n 100
+
+In process, with the Flask test client (no gunicorn, no sockets to the
+client): a throwaway database, a registered user, the 5-step no-op workflow of
+bench/engine.py subscribed to the event wrk sends (shared/bench/post_event.lua),
+then N events posted one after the other. The app is the real one
+(api.app.create_app) with its real Postgres, Redis and broker (Redis DBs 4 and
+5, flushed before and after), the rate limit raised as in bench/engine.py.
+
+Per request it prints the wall time and this process's CPU time (µs), the
+CPU time of the database's server processes, SQL statements and round trips
+(BEGIN, each statement, COMMIT/ROLLBACK) and Redis commands (the server's
+command count, so the broker's publishes are included). --profile prints the
+functions with the most cumulative and own time. --callgrind (under valgrind,
+as above) zeroes the instruction counts before the timed requests and dumps
+them after: the API's instructions per request are the dump's total / N,
+repeatable whatever else the machine is doing (times are not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from sqlalchemy import event, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SERVER_URL = os.environ.get(
+    "BENCH_DATABASE_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_APP = "redis://127.0.0.1:6379/4"
+REDIS_BROKER = "redis://127.0.0.1:6379/5"
+EVENT_BODY = json.loads(
+    '{"event_type":"order.checkout.initiated","source":"bench","payload":'
+    '{"order":{"id":"o-1","total":12000},"customer":{"tier":"silver","name":"Ada"}}}'
+)
+
+
+def throwaway_database() -> str:
+    from sqlalchemy.engine import make_url
+
+    from models.migration import create_database_if_missing, upgrade_to_head
+
+    name = f"iw_ingestprof_{os.getpid()}_{secrets.token_hex(3)}"
+    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    create_database_if_missing(url)
+    upgrade_to_head(url)
+    return url
+
+
+def bench_workflow(event_type: str) -> dict[str, Any]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_engine", ROOT / "bench" / "engine.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit("bench/engine.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.workflow(event_type))
+
+
+class RoundTrips:
+    """Statements and round trips the app's engine sends."""
+
+    def __init__(self, db_engine: Any) -> None:
+        self.statements = 0
+        self.round_trips = 0
+        event.listen(db_engine, "before_cursor_execute", self._execute)
+        event.listen(db_engine, "begin", self._one)
+        event.listen(db_engine, "commit", self._one)
+        event.listen(db_engine, "rollback", self._one)
+
+    def _execute(self, *args: Any) -> None:
+        self.statements += 1
+        self.round_trips += 1
+
+    def _one(self, *args: Any) -> None:
+        self.round_trips += 1
+
+
+def database_backends(database_url: str) -> list[int]:
+    from sqlalchemy import create_engine
+
+    name = database_url.rsplit("/", 1)[1]
+    probe = create_engine(SERVER_URL)
+    with probe.connect() as connection:
+        pids = connection.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+        ).scalars()
+        found = list(pids)
+    probe.dispose()
+    return found
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def redis_commands(client: redis.Redis) -> int:
+    stats = client.info("stats")
+    return int(stats["total_commands_processed"])
+
+
+def callgrind_control(action: str) -> None:
+    subprocess.run(["callgrind_control", action, str(os.getpid())], check=True, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-n", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--api-key", action="store_true", help="authenticate with an API key")
+    parser.add_argument("--profile", choices=["cprofile"])
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--dump", help="with --profile: also write the pstats file here")
+    parser.add_argument("--callgrind", action="store_true", help="run under valgrind (above)")
+    args = parser.parse_args()
+
+    from api.app import create_app
+    from api.services import services
+    from models.migration import drop_database
+
+    database_url = throwaway_database()
+    for url in (REDIS_APP, REDIS_BROKER):
+        redis.Redis.from_url(url).flushdb()
+    try:
+        app = create_app(
+            {
+                "environment": "test",
+                "database_url": database_url,
+                "redis_url": REDIS_APP,
+                "celery_broker_url": REDIS_BROKER,
+                "jwt_secret": secrets.token_hex(32),
+                "rate_limit_default": "1000000/second",
+                "log_level": "WARNING",
+            }
+        )
+        client = app.test_client()
+        name = "prof" + secrets.token_hex(4)
+        password = "correct-horse-9"
+        client.post(
+            "/api/v1/auth/register",
+            json={"username": name, "email": f"{name}@example.com", "password": password},
+        )
+        token = client.post(
+            "/api/v1/auth/login", json={"username": name, "password": password}
+        ).get_json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        created = client.post(
+            "/api/v1/workflows",
+            json=bench_workflow(EVENT_BODY["event_type"]),
+            headers=headers,
+        )
+        assert created.status_code == 201, created.get_json()
+        if args.api_key:
+            key = client.post("/api/v1/auth/api-keys", json={"name": "bench"}, headers=headers)
+            assert key.status_code == 201, key.get_json()
+            headers = {"X-API-Key": key.get_json()["key"]}
+
+        def post() -> None:
+            response = client.post("/api/v1/events", json=EVENT_BODY, headers=headers)
+            if response.status_code != 202:
+                raise SystemExit(f"POST /events answered {response.status_code}: {response.data!r}")
+
+        for _ in range(args.warmup):
+            post()
+        with app.app_context():
+            db_engine = services().db_engine
+        trips = RoundTrips(db_engine)
+        backends = database_backends(database_url)
+        counter = redis.Redis.from_url(REDIS_APP)
+        redis_before = redis_commands(counter)
+        db_cpu_before = process_cpu_seconds(backends)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
+        if args.callgrind:
+            callgrind_control("--zero")
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        for _ in range(args.n):
+            post()
+        wall = time.perf_counter() - wall_before
+        cpu = time.process_time() - cpu_before
+        if args.callgrind:
+            callgrind_control("--dump")
+        if profiler:
+            profiler.disable()
+        db_cpu = process_cpu_seconds(backends) - db_cpu_before
+        redis_count = redis_commands(counter) - redis_before - 1  # less the INFO itself
+        n = args.n
+        print(f"POST /api/v1/events x{n} ({'API key' if args.api_key else 'JWT'})")
+        print(f"  wall per request:           {wall / n * 1e6:8.0f} µs")
+        print(f"  API CPU per request:        {cpu / n * 1e6:8.0f} µs")
+        print(f"  Postgres CPU per request:   {db_cpu / n * 1e6:8.0f} µs")
+        print(f"  SQL statements per request: {trips.statements / n:8.2f}")
+        print(f"  DB round trips per request: {trips.round_trips / n:8.2f}")
+        print(f"  Redis commands per request: {redis_count / n:8.2f}")
+        if profiler:
+            if args.dump:
+                profiler.dump_stats(args.dump)
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("cumulative").print_stats(args.top)
+            stats.sort_stats("tottime").print_stats(args.top)
+        with app.app_context():
+            services().db_engine.dispose()
+    finally:
+        drop_database(database_url)
+        for url in (REDIS_APP, REDIS_BROKER):
+            redis.Redis.from_url(url).flushdb()
+
+
+if __name__ == "__main__":
+    main()
