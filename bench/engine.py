@@ -115,7 +115,7 @@ def stack_env(database_url: str, port: int) -> dict[str, str]:
             "DATABASE_URL": database_url,
             "REDIS_URL": REDIS_APP,
             "CELERY_BROKER_URL": REDIS_BROKER,
-            "JWT_SECRET": "bench-secret-" + secrets.token_hex(8),
+            "JWT_SECRET": "bench-secret-" + secrets.token_hex(16),
             "RATE_LIMIT_DEFAULT": RATE_LIMIT,
             "RATE_LIMIT_AUTH": "100000/minute",
             "LOG_LEVEL": "WARNING",

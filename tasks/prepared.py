@@ -76,15 +76,19 @@ def execute_prepared(
         return connection.exec_driver_sql(plain, dict(params))
     prepared: set[str] = connection.info.setdefault(_INFO_KEY, set())
     sql = ";".join(statement.execute_sql for statement in statements)
+    preparing: list[PreparedStatement] = []
     if any(statement.name not in prepared for statement in statements):
         prepared.clear()
-        sql = ";".join(["DEALLOCATE ALL", *(s.prepare_sql for s in _REGISTRY.values()), sql])
+        preparing = list(_REGISTRY.values())
+        sql = ";".join(["DEALLOCATE ALL", *(s.prepare_sql for s in preparing), sql])
     try:
         result = connection.exec_driver_sql(sql, dict(params))
     except DBAPIError:
         prepared.clear()  # whatever this connection holds now, prepare afresh next time
         raise
-    prepared.update(_REGISTRY)
+    # Only what this call prepared: statements registered since (a module imported
+    # later) are not on this connection yet.
+    prepared.update(statement.name for statement in preparing)
     return result
 
 

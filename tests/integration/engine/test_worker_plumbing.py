@@ -3,9 +3,13 @@ reuses one Redis client per channel, and the prepared statements of the step pat
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 import pytest
+import redis
+from celery import Celery
 from kombu import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -92,3 +96,109 @@ def test_with_prepared_statements_off_the_same_statements_run_plain(
 def prepared_count(connection: Any) -> int:
     query = "SELECT count(*) FROM pg_prepared_statements WHERE name = 'iw_test_answer'"
     return int(connection.exec_driver_sql(query).scalar())
+
+
+def test_a_statement_registered_after_a_connection_prepared_is_prepared_on_first_use(
+    rt: Any,
+) -> None:
+    with rt.db_engine.connect() as connection:
+        execute_prepared(connection, [_ANSWER], {"value": 1})
+        # As when a module defining statements is imported after the connection's first use.
+        # (It stays registered: a valid statement, prepared on later connections too.)
+        late = PreparedStatement("iw_test_late", "SELECT %(value)s::integer * 2")
+        execute_prepared(connection, [_ANSWER], {"value": 1})  # prepares nothing new
+        assert execute_prepared(connection, [late], {"value": 21}).scalar() == 42
+        connection.rollback()
+
+
+# --- tasks.broker.ChannelSender: step messages straight onto a kombu channel ----------
+_SENDER_QUEUE = "iw-test-sender"
+
+
+def _sender(redis_url: str) -> Any:
+    from tasks.broker import ChannelSender
+    from tasks.dispatch import publisher_config
+
+    app = Celery("iw-test-sender", set_as_current=False)
+    app.conf.update(publisher_config(redis_url))
+    return ChannelSender(app)
+
+
+def _send(sender: Any, n: int) -> None:
+    sender.send(
+        "workflows.run_step",
+        _SENDER_QUEUE,
+        {"n": n},
+        argsrepr="()",
+        kwargsrepr=f"n={n}",
+        soft_time_limit=35.0,
+        time_limit=45.0,
+    )
+
+
+def _received(redis_url: str, count: int) -> list[Any]:
+    """Consume `count` messages from the test queue the way a worker's kombu does."""
+    with Connection(redis_url, transport=Transport) as connection:
+        queue = connection.SimpleQueue(_SENDER_QUEUE)
+        try:
+            messages = []
+            for _ in range(count):
+                message = queue.get(timeout=5)
+                message.ack()
+                messages.append(message)
+            return messages
+        finally:
+            queue.close()
+
+
+def test_a_sent_message_is_a_celery_task_message_on_the_named_queue(redis_url: str) -> None:
+    from prometheus_client import REGISTRY
+
+    from tasks.dispatch import connect_publish_metrics
+
+    connect_publish_metrics()
+    labels = {"name": "workflows.run_step", "hostname": socket.gethostname()}
+    labels["queue_name"] = _SENDER_QUEUE
+    before = REGISTRY.get_sample_value("celery_task_sent_total", labels) or 0.0
+
+    _send(_sender(redis_url), 7)
+
+    [message] = _received(redis_url, 1)
+    assert message.headers["task"] == "workflows.run_step"
+    assert message.headers["kwargsrepr"] == "n=7"
+    assert message.headers["timelimit"] == [45.0, 35.0]
+    args, kwargs, _embed = message.decode()
+    assert (args, kwargs) == ([], {"n": 7})
+    assert REGISTRY.get_sample_value("celery_task_sent_total", labels) == before + 1
+
+
+def test_a_sender_survives_its_connection_being_killed(redis_url: str) -> None:
+    sender = _sender(redis_url)
+    _send(sender, 1)
+    # The connection the sender publishes on (its channel's pool holds one, idle).
+    connection_id = sender._channel().client.client_id()
+    admin = redis.Redis.from_url(redis_url)
+    assert admin.client_kill_filter(_id=connection_id) == 1
+    admin.close()
+
+    _send(sender, 2)
+
+    assert [m.decode()[1]["n"] for m in _received(redis_url, 2)] == [1, 2]
+
+
+def test_a_forked_process_publishes_on_its_own_connection(redis_url: str) -> None:
+    sender = _sender(redis_url)
+    _send(sender, 1)  # the parent's connection exists before the fork
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's outcome is its exit code
+        code = 1
+        try:
+            _send(sender, 2)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.WEXITSTATUS(status) == 0
+    _send(sender, 3)  # and the parent's connection still works
+
+    assert sorted(m.decode()[1]["n"] for m in _received(redis_url, 3)) == [1, 2, 3]
