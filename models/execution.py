@@ -123,7 +123,6 @@ class StepRun(Base):
     __tablename__ = "step_runs"
     __table_args__ = (
         UniqueConstraint("execution_id", "step_id", "branch_key", "attempt_group", "attempt"),
-        Index("ix_step_runs_execution_started", "execution_id", "started_at"),
         Index(
             "ix_step_runs_org_created_analytics",
             "organization_id",
