@@ -26,8 +26,10 @@ install() {  # npm ci from package-lock.json; skipped when node_modules already 
   fi
 }
 
-chromium() {  # Debian's chromium, driven by playwright-core (no browser downloads here)
-  command -v chromium >/dev/null && return 0
+# Debian's chromium, driven by playwright-core (no browser downloads here). `type -P`
+# looks for the program only: a shell function of the same name must not count.
+install_chromium() {
+  type -P chromium >/dev/null && return 0
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian package: chromium"
     export DEBIAN_FRONTEND=noninteractive
@@ -48,14 +50,14 @@ case "${1:-}" in
     need_node
     install
     npm run --silent build
-    chromium
+    install_chromium
     ;;
   test)
     need_node
     install --always
     npm test --silent
     npm run --silent build
-    chromium
+    install_chromium
     if [ "${WEB_E2E:-}" != "pytest" ]; then
       "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider "$ROOT/tests/e2e/web"
     fi

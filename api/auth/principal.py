@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import g, request
-from sqlalchemy import Row, select
+from sqlalchemy import Row
 
 from api.auth.revocation import is_access_token_revoked
 from api.auth.tokens import AccessClaims, TokenError, VerifiedTokens, hash_token
 from api.errors import abort
 from api.services import services
-from models.identity import ApiKey, Membership, User
 from models.permission import permissions_of
 from tasks.prepared import PreparedStatement, execute_prepared
 
@@ -143,38 +142,47 @@ def _standing(
     return cast("Row[str, bool, datetime | None] | None", row)
 
 
+# Per request for API-key callers (event senders, typically): the key, its
+# creator's role and standing in one prepared statement, on an autocommit
+# connection; last_used_at is written at most once a minute.
+_API_KEY_CALLER = PreparedStatement(
+    "iw_api_key_caller",
+    "SELECT k.id, k.user_id, k.organization_id, k.scopes, k.revoked_at, k.expires_at,"
+    " k.last_used_at, m.role_name"
+    " FROM api_keys k"
+    " JOIN memberships m ON m.user_id = k.user_id AND m.organization_id = k.organization_id"
+    " JOIN users u ON u.id = k.user_id"
+    " WHERE k.key_hash = %(key_hash)s AND u.is_active",
+)
+_TOUCH_API_KEY = PreparedStatement(
+    "iw_touch_api_key", "UPDATE api_keys SET last_used_at = %(now)s WHERE id = %(key_id)s"
+)
+
+
 def _from_api_key(raw_key: str) -> Principal:
     now = datetime.now(UTC)
-    with services().session_factory() as session:
-        row = session.execute(
-            select(ApiKey, Membership.role_name)
-            .join(
-                Membership,
-                (Membership.user_id == ApiKey.user_id)
-                & (Membership.organization_id == ApiKey.organization_id),
-            )
-            .join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.key_hash == hash_token(raw_key), User.is_active.is_(True))
+    with services().db_engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        row: Any = execute_prepared(
+            connection, [_API_KEY_CALLER], {"key_hash": hash_token(raw_key)}
         ).first()
         if row is None:
             raise TokenError("unknown_api_key", "The API key is not valid")
-        key, role = row
-        if key.revoked_at is not None:
+        key_id, user_id, organization_id, scopes, revoked_at, expires_at, last_used_at, role = row
+        if revoked_at is not None:
             raise TokenError("revoked_api_key", "The API key has been revoked")
-        if key.expires_at is not None and key.expires_at <= now:
+        if expires_at is not None and expires_at <= now:
             raise TokenError("expired_api_key", "The API key has expired")
-        if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
-            key.last_used_at = now
-            session.commit()
-        # A key never holds more than its creator holds today.
-        permissions = frozenset(key.scopes) & permissions_of(role)
-        return Principal(
-            user_id=key.user_id,
-            organization_id=key.organization_id,
-            role=role,
-            permissions=permissions,
-            api_key_id=key.id,
-        )
+        if last_used_at is None or now - last_used_at > API_KEY_TOUCH_INTERVAL:
+            execute_prepared(connection, [_TOUCH_API_KEY], {"now": now, "key_id": key_id})
+    # A key never holds more than its creator holds today.
+    return Principal(
+        user_id=user_id,
+        organization_id=organization_id,
+        role=role,
+        permissions=frozenset(scopes) & permissions_of(role),
+        api_key_id=key_id,
+    )
 
 
 def requires(permission: str) -> Callable[[F], F]:
