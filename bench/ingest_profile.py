@@ -180,9 +180,13 @@ def main() -> None:
         )
         assert created.status_code == 201, created.get_json()
         if args.api_key:
-            key = client.post("/api/v1/auth/api-keys", json={"name": "bench"}, headers=headers)
+            key = client.post(
+                "/api/v1/auth/api-keys",
+                json={"name": "bench", "scopes": ["event:create"]},
+                headers=headers,
+            )
             assert key.status_code == 201, key.get_json()
-            headers = {"X-API-Key": key.get_json()["key"]}
+            headers = {"X-API-Key": key.get_json()["api_key"]}
 
         def post() -> None:
             response = client.post("/api/v1/events", json=EVENT_BODY, headers=headers)
