@@ -14,12 +14,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol, cast
 
 from sqlalchemy.orm import Session
 
 from engine.context import build_context
-from engine.definition import Definition
+from engine.definition import Definition, Trigger
 from engine.state import ExecutionStatus
 from models.execution import DispatchOutbox, Event, Execution
 from models.rows import InsertBatch, JsonText
@@ -60,8 +61,19 @@ class WorkflowRecord:
         return cast(dict[str, Any], json.loads(self.definition_text))
 
     @property
+    def trigger(self) -> Trigger:
+        """Only the trigger (for routing): a definition that no longer parses as a
+        whole fails the events that start it, not every event of its organization."""
+        return _trigger_of(self.definition_text)
+
+    @property
     def parsed(self) -> Definition:
         return pinned_definition(self.definition_text)
+
+
+@lru_cache(maxsize=256)
+def _trigger_of(definition_text: str) -> Trigger:
+    return Trigger.from_dict(json.loads(definition_text).get("trigger") or {})
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import g, request
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 
 from api.auth.revocation import is_access_token_revoked
 from api.auth.tokens import AccessClaims, TokenError, VerifiedTokens, hash_token
@@ -120,9 +121,18 @@ def _from_access_token(token: str) -> Principal:
     )
 
 
+@contextmanager
+def _autocommit_connection() -> Iterator[Connection]:
+    """A pooled connection outside any transaction: each statement is one round trip,
+    with no BEGIN before it and no ROLLBACK when the connection goes back."""
+    with services().db_engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
 # Read at every request (a removed member or a disabled user loses access at once),
 # so only the three columns the checks need, in one prepared statement, on an
-# autocommit connection: one round trip, without BEGIN and ROLLBACK around it.
+# autocommit connection.
 _STANDING = PreparedStatement(
     "iw_member_standing",
     "SELECT m.role_name, u.is_active, u.password_changed_at"
@@ -134,8 +144,7 @@ _STANDING = PreparedStatement(
 def _standing(
     user_id: uuid.UUID, organization_id: uuid.UUID
 ) -> Row[str, bool, datetime | None] | None:
-    with services().db_engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
+    with _autocommit_connection() as connection:
         row = execute_prepared(
             connection, [_STANDING], {"user_id": user_id, "organization_id": organization_id}
         ).first()
@@ -161,8 +170,7 @@ _TOUCH_API_KEY = PreparedStatement(
 
 def _from_api_key(raw_key: str) -> Principal:
     now = datetime.now(UTC)
-    with services().db_engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
+    with _autocommit_connection() as connection:
         row: Any = execute_prepared(
             connection, [_API_KEY_CALLER], {"key_hash": hash_token(raw_key)}
         ).first()

@@ -118,7 +118,7 @@ def _columns(event: Event) -> dict[str, Any]:
 
 # Only the columns a launch needs, as rows (not ORM objects), prepared once per
 # connection: on the path of every event. The definition comes as its JSON text,
-# parsed once per text (WorkflowRecord.parsed).
+# parsed once per text (WorkflowRecord.trigger, .parsed).
 _EVENT_WORKFLOWS = PreparedStatement(
     "iw_event_workflows",
     "SELECT id, organization_id, workflow_id, version, definition::text FROM workflows"
@@ -148,7 +148,7 @@ def _matching_workflows(
     return [
         record
         for record in records
-        if event_matches(record.parsed.trigger, event_type, payload, _filter_holds)
+        if event_matches(record.trigger, event_type, payload, _filter_holds)
     ]
 
 

@@ -168,3 +168,25 @@ def test_with_prepared_statements_off_events_are_routed_with_plain_sql(
         assert execution(caller, execution_id)["status"] == "completed"
     finally:
         plain.extensions["iw"].db_engine.dispose()
+
+
+def test_a_stored_definition_that_no_longer_parses_does_not_stop_other_workflows(
+    admin: Any, app: Any
+) -> None:
+    from sqlalchemy import text
+
+    healthy = create_workflow(admin, order_workflow("order.healthy"))
+    broken = create_workflow(admin, order_workflow("order.other"))
+    # As if a later release refused what an earlier one stored: its steps no longer parse.
+    with app.extensions["iw"].db_engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE workflows SET definition = jsonb_set(definition, '{steps}', '[{}]')"
+                " WHERE id = :id"
+            ),
+            {"id": broken["id"]},
+        )
+
+    accepted = send_event(admin, "order.healthy", {"order": {"id": "o-h", "total": 5}})
+
+    assert accepted["triggered_workflows"] == [healthy["workflow_id"]]
