@@ -1,6 +1,6 @@
 """The cost of one POST /api/v1/events in the API process: µs, SQL statements, Redis commands.
 
-    .venv/bin/python bench/ingest_profile.py [-n 500] [--warmup 50] [--api-key]
+    .venv/bin/python bench/ingest_profile.py [-n 500] [--warmup 50] [--api-key | --floor]
         [--profile cprofile] [--top 40] [--dump FILE]
     valgrind --tool=callgrind --callgrind-out-file=/tmp/ingest.cg \
         .venv/bin/python bench/ingest_profile.py --callgrind -n 100
@@ -20,6 +20,9 @@ functions with the most cumulative and own time. --callgrind (under valgrind,
 as above) zeroes the instruction counts before the timed requests and dumps
 them after: the API's instructions per request are the dump's total / N,
 repeatable whatever else the machine is doing (times are not).
+
+--floor measures shared/bench/ingest_floor.py the same way (its one INSERT and
+one publish, the same test client), for the ratio per request.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ import redis
 from sqlalchemy import event, text
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED_BENCH = ROOT.parent / "shared" / "bench"
 sys.path.insert(0, str(ROOT))
 
 SERVER_URL = os.environ.get(
@@ -137,19 +142,30 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--api-key", action="store_true", help="authenticate with an API key")
+    parser.add_argument("--floor", action="store_true", help="measure ingest_floor.py instead")
     parser.add_argument("--profile", choices=["cprofile"])
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--dump", help="with --profile: also write the pstats file here")
     parser.add_argument("--callgrind", action="store_true", help="run under valgrind (above)")
     args = parser.parse_args()
+    for url in (REDIS_APP, REDIS_BROKER):
+        redis.Redis.from_url(url).flushdb()
+    try:
+        if args.floor:
+            measure_floor(args)
+        else:
+            measure_platform(args)
+    finally:
+        for url in (REDIS_APP, REDIS_BROKER):
+            redis.Redis.from_url(url).flushdb()
 
+
+def measure_platform(args: argparse.Namespace) -> None:
     from api.app import create_app
     from api.services import services
     from models.migration import drop_database
 
     database_url = throwaway_database()
-    for url in (REDIS_APP, REDIS_BROKER):
-        redis.Redis.from_url(url).flushdb()
     try:
         app = create_app(
             {
@@ -163,81 +179,120 @@ def main() -> None:
             }
         )
         client = app.test_client()
-        name = "prof" + secrets.token_hex(4)
-        password = "correct-horse-9"
-        client.post(
-            "/api/v1/auth/register",
-            json={"username": name, "email": f"{name}@example.com", "password": password},
-        )
-        token = client.post(
-            "/api/v1/auth/login", json={"username": name, "password": password}
-        ).get_json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        created = client.post(
-            "/api/v1/workflows",
-            json=bench_workflow(EVENT_BODY["event_type"]),
-            headers=headers,
-        )
-        assert created.status_code == 201, created.get_json()
-        if args.api_key:
-            key = client.post(
-                "/api/v1/auth/api-keys",
-                json={"name": "bench", "scopes": ["event:create"]},
-                headers=headers,
-            )
-            assert key.status_code == 201, key.get_json()
-            headers = {"X-API-Key": key.get_json()["api_key"]}
+        headers = caller_headers(client, api_key=args.api_key)
 
         def post() -> None:
             response = client.post("/api/v1/events", json=EVENT_BODY, headers=headers)
             if response.status_code != 202:
                 raise SystemExit(f"POST /events answered {response.status_code}: {response.data!r}")
 
-        for _ in range(args.warmup):
-            post()
         with app.app_context():
             db_engine = services().db_engine
-        trips = RoundTrips(db_engine)
-        backends = database_backends(database_url)
-        counter = redis.Redis.from_url(REDIS_APP)
-        redis_before = redis_commands(counter)
-        db_cpu_before = process_cpu_seconds(backends)
-        profiler = cProfile.Profile() if args.profile else None
-        if profiler:
-            profiler.enable()
-        if args.callgrind:
-            callgrind_control("--zero")
-        cpu_before, wall_before = time.process_time(), time.perf_counter()
-        for _ in range(args.n):
-            post()
-        wall = time.perf_counter() - wall_before
-        cpu = time.process_time() - cpu_before
-        if args.callgrind:
-            callgrind_control("--dump")
-        if profiler:
-            profiler.disable()
-        db_cpu = process_cpu_seconds(backends) - db_cpu_before
-        redis_count = redis_commands(counter) - redis_before - 1  # less the INFO itself
-        n = args.n
-        print(f"POST /api/v1/events x{n} ({'API key' if args.api_key else 'JWT'})")
-        print(f"  wall per request:           {wall / n * 1e6:8.0f} µs")
-        print(f"  API CPU per request:        {cpu / n * 1e6:8.0f} µs")
-        print(f"  Postgres CPU per request:   {db_cpu / n * 1e6:8.0f} µs")
-        print(f"  SQL statements per request: {trips.statements / n:8.2f}")
-        print(f"  DB round trips per request: {trips.round_trips / n:8.2f}")
-        print(f"  Redis commands per request: {redis_count / n:8.2f}")
-        if profiler:
-            if args.dump:
-                profiler.dump_stats(args.dump)
-            stats = pstats.Stats(profiler)
-            stats.sort_stats("cumulative").print_stats(args.top)
-            stats.sort_stats("tottime").print_stats(args.top)
-        with app.app_context():
-            services().db_engine.dispose()
+        label = f"POST /api/v1/events ({'API key' if args.api_key else 'JWT'})"
+        measure(args, label, post, lambda: database_backends(database_url), RoundTrips(db_engine))
+        db_engine.dispose()
     finally:
         drop_database(database_url)
-        for url in (REDIS_APP, REDIS_BROKER):
-            redis.Redis.from_url(url).flushdb()
+
+
+def caller_headers(client: Any, *, api_key: bool) -> dict[str, str]:
+    """Register a user, subscribe the bench workflow; the user's token or a new API key."""
+    name = "prof" + secrets.token_hex(4)
+    password = "correct-horse-9"
+    client.post(
+        "/api/v1/auth/register",
+        json={"username": name, "email": f"{name}@example.com", "password": password},
+    )
+    token = client.post(
+        "/api/v1/auth/login", json={"username": name, "password": password}
+    ).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    created = client.post(
+        "/api/v1/workflows", json=bench_workflow(EVENT_BODY["event_type"]), headers=headers
+    )
+    assert created.status_code == 201, created.get_json()
+    if not api_key:
+        return headers
+    key = client.post(
+        "/api/v1/auth/api-keys",
+        json={"name": "bench", "scopes": ["event:create"]},
+        headers=headers,
+    )
+    assert key.status_code == 201, key.get_json()
+    return {"X-API-Key": key.get_json()["api_key"]}
+
+
+def measure_floor(args: argparse.Namespace) -> None:
+    """shared/bench/ingest_floor.py in process, the same way (its broker: REDIS_BROKER)."""
+    os.environ["FLOOR_BROKER"] = REDIS_BROKER
+    os.environ.setdefault("FLOOR_PG", "dbname=postgres user=postgres host=127.0.0.1")
+    sys.path.insert(0, str(SHARED_BENCH))
+    import ingest_floor
+
+    client = ingest_floor.app.test_client()
+
+    def post() -> None:
+        response = client.post("/e", json=EVENT_BODY)
+        if response.status_code != 202:
+            raise SystemExit(f"POST /e answered {response.status_code}: {response.data!r}")
+
+    def backends() -> list[int]:  # the floor's one pooled connection
+        connection = ingest_floor.pool().getconn()
+        try:
+            return [connection.get_backend_pid()]
+        finally:
+            ingest_floor.pool().putconn(connection)
+
+    measure(args, "POST /e of ingest_floor.py", post, backends, None)
+
+
+def measure(
+    args: argparse.Namespace,
+    label: str,
+    post: Callable[[], None],
+    backends: Callable[[], list[int]],
+    trips: RoundTrips | None,
+) -> None:
+    for _ in range(args.warmup):
+        post()
+    database_pids = backends()
+    counter = redis.Redis.from_url(REDIS_APP)
+    if trips is not None:
+        trips.statements = trips.round_trips = 0
+    redis_before = redis_commands(counter)
+    db_cpu_before = process_cpu_seconds(database_pids)
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    if args.callgrind:
+        callgrind_control("--zero")
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    for _ in range(args.n):
+        post()
+    wall = time.perf_counter() - wall_before
+    cpu = time.process_time() - cpu_before
+    if args.callgrind:
+        callgrind_control("--dump")
+    if profiler:
+        profiler.disable()
+    db_cpu = process_cpu_seconds(database_pids) - db_cpu_before
+    redis_count = redis_commands(counter) - redis_before - 1  # less the INFO itself
+    counter.close()
+    n = args.n
+    print(f"{label} x{n}")
+    print(f"  wall per request:           {wall / n * 1e6:8.0f} µs")
+    print(f"  API CPU per request:        {cpu / n * 1e6:8.0f} µs")
+    print(f"  Postgres CPU per request:   {db_cpu / n * 1e6:8.0f} µs")
+    if trips is not None:
+        print(f"  SQL statements per request: {trips.statements / n:8.2f}")
+        print(f"  DB round trips per request: {trips.round_trips / n:8.2f}")
+    print(f"  Redis commands per request: {redis_count / n:8.2f}")
+    if profiler:
+        if args.dump:
+            profiler.dump_stats(args.dump)
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(args.top)
+        stats.sort_stats("tottime").print_stats(args.top)
 
 
 if __name__ == "__main__":
