@@ -29,7 +29,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,25 +41,16 @@ from typing import Any
 
 import httpx
 import redis
+from harness import ROOT, SHARED_BENCH, free_port, worker_flags
+from harness import throwaway_database as new_database
 from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SHARED_BENCH = ROOT.parent / "shared" / "bench"
-SERVER_URL = os.environ.get(
-    "BENCH_DATABASE_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_APP = "redis://127.0.0.1:6379/10"
 REDIS_BROKER = "redis://127.0.0.1:6379/11"
 RATE_LIMIT = "1000000/second"
 STEPS = 5
 CLIENT_THREADS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def workflow(event: str) -> dict[str, Any]:
@@ -186,16 +176,7 @@ def worker_command() -> list[str]:
         str(BIN / "celery"),
         "-A",
         "workers.app",
-        "worker",
-        "-c",
-        "2",
-        "-P",
-        "prefork",
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
+        *worker_flags(2),
         # e.g. BENCH_WORKER_ARGS="--prefetch-multiplier 4" to compare settings
         *os.environ.get("BENCH_WORKER_ARGS", "").split(),
     ]
@@ -458,8 +439,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT))
-
     processes = Processes(Path(f"/tmp/iw_bench_{os.getpid()}_{secrets.token_hex(3)}"))
     processes.workdir.mkdir(parents=True, exist_ok=True)
     print(f"rate limit raised for the bench: RATE_LIMIT_DEFAULT={RATE_LIMIT}")
@@ -493,17 +472,13 @@ def main() -> None:
 
 @contextmanager
 def throwaway_database() -> Iterator[str]:
-    from sqlalchemy.engine import make_url
+    """A fresh database and empty Redis DBs for one round, gone afterwards."""
+    from models.migration import drop_database
 
-    from models.migration import create_database_if_missing, drop_database, upgrade_to_head
-
-    name = f"iw_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    database_url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
     for url in (REDIS_APP, REDIS_BROKER):
         redis.Redis.from_url(url).flushdb()
-    create_database_if_missing(database_url)
+    database_url = new_database("iw_bench")
     try:
-        upgrade_to_head(database_url)
         yield database_url
     finally:
         drop_database(database_url)

@@ -37,48 +37,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import event, text
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_BENCH = ROOT.parent / "shared" / "bench"
-sys.path.insert(0, str(ROOT))
-
-SERVER_URL = os.environ.get(
-    "BENCH_DATABASE_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+from harness import (
+    SHARED_BENCH,
+    database_backends,
+    engine_bench,
+    process_cpu_seconds,
+    throwaway_database,
 )
+from sqlalchemy import event
+
 REDIS_APP = "redis://127.0.0.1:6379/4"
 REDIS_BROKER = "redis://127.0.0.1:6379/5"
 EVENT_BODY = json.loads(
     '{"event_type":"order.checkout.initiated","source":"bench","payload":'
     '{"order":{"id":"o-1","total":12000},"customer":{"tier":"silver","name":"Ada"}}}'
 )
-
-
-def throwaway_database() -> str:
-    from sqlalchemy.engine import make_url
-
-    from models.migration import create_database_if_missing, upgrade_to_head
-
-    name = f"iw_ingestprof_{os.getpid()}_{secrets.token_hex(3)}"
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    create_database_if_missing(url)
-    upgrade_to_head(url)
-    return url
-
-
-def bench_workflow(event_type: str) -> dict[str, Any]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_engine", ROOT / "bench" / "engine.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit("bench/engine.py not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(module.workflow(event_type))
 
 
 class RoundTrips:
@@ -98,32 +74,6 @@ class RoundTrips:
 
     def _one(self, *args: Any) -> None:
         self.round_trips += 1
-
-
-def database_backends(database_url: str) -> list[int]:
-    from sqlalchemy import create_engine
-
-    name = database_url.rsplit("/", 1)[1]
-    probe = create_engine(SERVER_URL)
-    with probe.connect() as connection:
-        pids = connection.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": name}
-        ).scalars()
-        found = list(pids)
-    probe.dispose()
-    return found
-
-
-def process_cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def redis_commands(client: redis.Redis) -> int:
@@ -165,7 +115,7 @@ def measure_platform(args: argparse.Namespace) -> None:
     from api.services import services
     from models.migration import drop_database
 
-    database_url = throwaway_database()
+    database_url = throwaway_database("iw_ingestprof")
     try:
         app = create_app(
             {
@@ -189,7 +139,7 @@ def measure_platform(args: argparse.Namespace) -> None:
         with app.app_context():
             db_engine = services().db_engine
         label = f"POST /api/v1/events ({'API key' if args.api_key else 'JWT'})"
-        measure(args, label, post, lambda: database_backends(database_url), RoundTrips(db_engine))
+        measure(args, label, post, lambda: database_backends(db_engine), RoundTrips(db_engine))
         db_engine.dispose()
     finally:
         drop_database(database_url)
@@ -208,7 +158,7 @@ def caller_headers(client: Any, *, api_key: bool) -> dict[str, str]:
     ).get_json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     created = client.post(
-        "/api/v1/workflows", json=bench_workflow(EVENT_BODY["event_type"]), headers=headers
+        "/api/v1/workflows", json=engine_bench().workflow(EVENT_BODY["event_type"]), headers=headers
     )
     assert created.status_code == 201, created.get_json()
     if not api_key:

@@ -62,13 +62,16 @@ from pathlib import Path
 from typing import Any
 
 import redis
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-SERVER_URL = os.environ.get(
-    "BENCH_DATABASE_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+from harness import (
+    ROOT,
+    database_backends,
+    engine_bench,
+    free_port,
+    process_cpu_seconds,
+    throwaway_database,
+    worker_flags,
 )
+
 BROKER_URL = "redis://127.0.0.1:6379/3"
 EVENT = "bench.noop"
 STEPS = 5
@@ -76,37 +79,13 @@ LAUNCH_BATCH = 50
 
 
 # --- setup ----------------------------------------------------------------------------------
-def throwaway_database() -> str:
-    from sqlalchemy.engine import make_url
-
-    from models.migration import create_database_if_missing, upgrade_to_head
-
-    name = f"iw_stepprof_{os.getpid()}_{secrets.token_hex(3)}"
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    create_database_if_missing(url)
-    upgrade_to_head(url)
-    return url
-
-
-def bench_engine() -> Any:
-    """bench/engine.py (its module name would shadow the `engine` package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_engine", ROOT / "bench" / "engine.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit("bench/engine.py not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def seed_workflow(rt: Any) -> Any:
     """An organization and the enabled 5-step no-op workflow, stored as the API stores it."""
     from engine.validation import validate_workflow
     from models.identity import Organization
     from models.workflow import Workflow
 
-    normalised = validate_workflow(bench_engine().workflow(EVENT))
+    normalised = validate_workflow(engine_bench().workflow(EVENT))
     definition = normalised["definition"]
     with rt.session_factory() as session:
         organization = Organization(name="Bench", slug="bench-" + secrets.token_hex(4))
@@ -361,31 +340,6 @@ def instrument_phases() -> Phases:
     return phases
 
 
-def process_cpu_seconds(pids: Iterable[int]) -> float:
-    """utime + stime of these processes (from /proc: Postgres runs on this host)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
-
-
-def database_backends(db_engine: Any) -> list[int]:
-    """The server processes serving this (throwaway) database (the pool's included)."""
-    from sqlalchemy import text
-
-    with db_engine.connect() as connection:
-        return list(
-            connection.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-            ).scalars()
-        )
-
-
 # --- the in-process loop --------------------------------------------------------------------
 def drain(rt: Any, queue: deque[Any], run: Callable[[Any], str]) -> tuple[list[float], list[str]]:
     """Run tickets FIFO until none is left; the wall time of each step."""
@@ -457,7 +411,7 @@ def summarise(
 
 
 def run_in_process(args: argparse.Namespace) -> None:
-    database_url = throwaway_database()
+    database_url = throwaway_database("iw_stepprof")
     broker = redis.Redis.from_url(BROKER_URL)
     broker.flushdb()
     try:
@@ -603,7 +557,7 @@ def session_cpu_seconds(root_pid: int) -> dict[int, float]:
 def run_with_worker(args: argparse.Namespace) -> None:
     from sqlalchemy import text
 
-    database_url = throwaway_database()
+    database_url = throwaway_database("iw_stepprof")
     broker = redis.Redis.from_url(BROKER_URL)
     broker.flushdb()
     worker = None
@@ -618,7 +572,7 @@ def run_with_worker(args: argparse.Namespace) -> None:
                 "REDIS_URL": BROKER_URL,
                 "CELERY_BROKER_URL": BROKER_URL,
                 "LOG_LEVEL": "WARNING",
-                "WORKER_METRICS_PORT": str(_free_port()),
+                "WORKER_METRICS_PORT": str(free_port()),
                 "WORKER_CONCURRENCY": str(args.c),
             }
         )
@@ -631,20 +585,7 @@ def run_with_worker(args: argparse.Namespace) -> None:
             if profile_dir
             else [str(Path(sys.executable).parent / "celery"), "-A", "workers.app"]
         )
-        command = [
-            *launcher,
-            "worker",
-            "-c",
-            str(args.c),
-            "-P",
-            "prefork",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            *args.worker_args.split(),
-        ]
+        command = [*launcher, *worker_flags(args.c), *args.worker_args.split()]
         log_path = Path(tempfile.mkdtemp(prefix="iw-stepprof-")) / "worker.log"
         with log_path.open("wb") as log:
             worker = subprocess.Popen(
@@ -820,14 +761,6 @@ def _wait_completed(rt: Any, n: int, timeout: float = 600) -> None:
             return
         time.sleep(0.05)
     raise SystemExit(f"executions did not finish within {timeout} s")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> None:

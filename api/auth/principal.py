@@ -88,13 +88,9 @@ def authenticate() -> Principal:
 
 
 def access_claims(token: str) -> AccessClaims:
-    """The token's verified claims, decoded once per request (the rate limiter asks first)."""
-    cached = g.get("access_claims")
-    if cached is not None and cached[0] == token:
-        return cast(AccessClaims, cached[1])
-    claims = _verified_tokens.decode(token, secret=services().settings.jwt_secret)
-    g.access_claims = (token, claims)
-    return claims
+    """The token's verified claims; the rate limiter asks first, then authentication,
+    and both get the claims verified once per process (VerifiedTokens)."""
+    return _verified_tokens.decode(token, secret=services().settings.jwt_secret)
 
 
 def _from_access_token(token: str) -> Principal:
