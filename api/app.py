@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
+from sqlalchemy import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.errors import ErrorSchema, register_error_handlers
@@ -54,17 +55,13 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
             "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],
         },
     )
-    db_engine = make_db_engine(
-        settings.database_url, pool_size=settings.db_pool_size, application_name="iw-api"
-    )
-    instrument_db_engine(db_engine, frozenset(Base.metadata.tables))
-    if not settings.db_prepared_statements:  # behind a transaction-pooling proxy
-        send_plain_sql(db_engine)
+    db_engine = _db_engine(settings)
     install(
         app,
         Services(
             settings=settings,
             db_engine=db_engine,
+            autocommit_engine=_db_engine(settings, autocommit=True),
             session_factory=make_session_factory(db_engine),
             redis=instrumented_redis(settings.redis_url, socket_timeout=5),
         ),
@@ -84,6 +81,19 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     register_error_handlers(app)
     _register_blueprints(app, api)
     return app
+
+
+def _db_engine(settings: Settings, *, autocommit: bool = False) -> Engine:
+    db_engine = make_db_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        application_name="iw-api",
+        autocommit=autocommit,
+    )
+    instrument_db_engine(db_engine, frozenset(Base.metadata.tables))
+    if not settings.db_prepared_statements:  # behind a transaction-pooling proxy
+        send_plain_sql(db_engine)
+    return db_engine
 
 
 def _register_blueprints(app: Flask, api: Api) -> None:

@@ -18,11 +18,18 @@ from models.db import UnitOfWork
 class Services:
     settings: Settings
     db_engine: Engine
+    # Its own pool of connections that stay in autocommit (models.db.make_db_engine):
+    # for the single-statement reads done at every request.
+    autocommit_engine: Engine
     session_factory: sessionmaker[Session]
     redis: redis.Redis
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
+
+    def dispose(self) -> None:
+        self.db_engine.dispose()
+        self.autocommit_engine.dispose()
 
 
 def install(app: Flask, services: Services) -> None:

@@ -58,12 +58,14 @@ EVENT_BODY = json.loads(
 
 
 class RoundTrips:
-    """Statements and round trips the app's engine sends."""
+    """Statements and round trips the app's engines send (the autocommit engine sends
+    no BEGIN, COMMIT or ROLLBACK)."""
 
-    def __init__(self, db_engine: Any) -> None:
+    def __init__(self, db_engine: Any, autocommit_engine: Any) -> None:
         self.statements = 0
         self.round_trips = 0
-        event.listen(db_engine, "before_cursor_execute", self._execute)
+        for engine in (db_engine, autocommit_engine):
+            event.listen(engine, "before_cursor_execute", self._execute)
         event.listen(db_engine, "begin", self._one)
         event.listen(db_engine, "commit", self._one)
         event.listen(db_engine, "rollback", self._one)
@@ -137,10 +139,12 @@ def measure_platform(args: argparse.Namespace) -> None:
                 raise SystemExit(f"POST /events answered {response.status_code}: {response.data!r}")
 
         with app.app_context():
-            db_engine = services().db_engine
+            app_services = services()
+        db_engine = app_services.db_engine
         label = f"POST /api/v1/events ({'API key' if args.api_key else 'JWT'})"
-        measure(args, label, post, lambda: database_backends(db_engine), RoundTrips(db_engine))
-        db_engine.dispose()
+        trips = RoundTrips(db_engine, app_services.autocommit_engine)
+        measure(args, label, post, lambda: database_backends(db_engine), trips)
+        app_services.dispose()
     finally:
         drop_database(database_url)
 

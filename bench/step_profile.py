@@ -194,17 +194,18 @@ class WireCounter:
     looking at the DBAPI connection's status when SQLAlchemy asks for them.
     """
 
-    def __init__(self, db_engine: Any) -> None:
+    def __init__(self, *db_engines: Any) -> None:
         from sqlalchemy import event
 
         self.statements = 0
         self.round_trips = 0
         self.commits = 0
         self.redis_commands = 0
-        event.listen(db_engine, "before_cursor_execute", self._execute)
-        event.listen(db_engine, "commit", self._commit)
-        event.listen(db_engine, "rollback", self._rollback)
-        event.listen(db_engine.pool, "reset", self._reset)
+        for db_engine in db_engines:
+            event.listen(db_engine, "before_cursor_execute", self._execute)
+            event.listen(db_engine, "commit", self._commit)
+            event.listen(db_engine, "rollback", self._rollback)
+            event.listen(db_engine.pool, "reset", self._reset)
 
     def reset(self) -> None:
         self.statements = self.round_trips = self.commits = self.redis_commands = 0
@@ -418,7 +419,7 @@ def run_in_process(args: argparse.Namespace) -> None:
         rt = worker_runtime(database_url)
         queue: deque[Any] = deque()
         rt._publisher = CapturingPublisher(rt.publisher, queue)
-        counter = WireCounter(rt.db_engine)
+        counter = WireCounter(rt.db_engine, rt.autocommit_engine)
         from celery import current_app
 
         counter.count_redis(current_app)
@@ -458,7 +459,7 @@ def run_in_process(args: argparse.Namespace) -> None:
         check_finished(rt, launched)
         if args.floor:
             floor_in_process(database_url, args.n * STEPS)
-        rt.db_engine.dispose()
+        rt.dispose()
     finally:
         broker.flushdb()
         from models.migration import drop_database
@@ -629,7 +630,7 @@ def run_with_worker(args: argparse.Namespace) -> None:
         for pid, seconds in sorted(per_process.items()):
             role = "main" if pid == worker.pid else "child"
             print(f"  worker pid {pid} ({role}): {seconds * 1000 / steps:.2f} cpu ms/step")
-        rt.db_engine.dispose()
+        rt.dispose()
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
         if args.floor:

@@ -24,14 +24,23 @@ PING_AFTER_IDLE_SECONDS = 2.0
 
 
 def make_db_engine(
-    database_url: str, *, pool_size: int = 5, application_name: str = "iw"
+    database_url: str,
+    *,
+    pool_size: int = 5,
+    application_name: str = "iw",
+    autocommit: bool = False,
 ) -> Engine:
+    """`autocommit`: a separate pool whose connections stay in autocommit, for single
+    statements that need no transaction. Switching a pooled connection in and out of
+    autocommit (`execution_options(isolation_level=...)`) costs psycopg2 a round trip
+    each way, more than the statement it is for."""
     db_engine = create_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
         connect_args={"application_name": application_name, "connect_timeout": 5},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     ping_suspect_connections(db_engine, PING_AFTER_IDLE_SECONDS)
     return db_engine

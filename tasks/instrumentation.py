@@ -23,6 +23,7 @@ _TABLE_AFTER = {
     "UPDATE": re.compile(r"^\s*UPDATE\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
     "DELETE": re.compile(r"\bFROM\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
 }
+_FIRST_WRITE = re.compile(r"\b(UPDATE|INSERT|DELETE)\b", re.IGNORECASE)
 # Table names seen in statements are bounded to the schema: anything else is "other".
 _known_tables: set[str] = set()
 
@@ -38,6 +39,10 @@ def classify(statement: str) -> tuple[str, str]:
         statement = prepared_sql(words[1].split("(", 1)[0])
         words = statement.split(None, 1)
         verb = words[0].upper() if words else ""
+    if verb == "WITH":  # data-modifying CTEs (tasks.fastpath): named by the first write
+        write = _FIRST_WRITE.search(statement)
+        verb = write.group(1).upper() if write else "SELECT"
+        statement = statement[write.start() :] if write else statement
     if verb not in _TABLE_AFTER:
         return ("other", "other")
     match = _TABLE_AFTER[verb].search(statement)

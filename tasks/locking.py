@@ -28,16 +28,18 @@ from sqlalchemy import Connection
 from engine.definition import Definition
 from tasks.prepared import PreparedStatement, execute_prepared
 
-_LOCK = PreparedStatement(
-    "iw_lock_step",
+_COLUMNS = (
     "SELECT e.id, e.organization_id, e.workflow_id, e.definition::text, e.status, e.result,"
     " e.trigger_type, e.context, e.current_step_id, e.attempt_group, e.version, e.started_at,"
-    " e.running_seconds, e.deadline_at, r.status, r.due_at"
+    " e.running_seconds, e.deadline_at, e.xmin::text, r.status, r.due_at"
     " FROM executions e LEFT JOIN step_runs r ON r.execution_id = e.id"
     " AND r.step_id = %(step_id)s AND r.branch_key = %(branch_key)s"
     " AND r.attempt_group = %(attempt_group)s AND r.attempt = %(attempt)s"
-    " WHERE e.id = %(execution_id)s FOR UPDATE OF e",
+    " WHERE e.id = %(execution_id)s"
 )
+_LOCK = PreparedStatement("iw_lock_step", _COLUMNS + " FOR UPDATE OF e")
+# The same row without the lock, for a step run optimistically (tasks.optimistic).
+_READ = PreparedStatement("iw_read_step", _COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,9 @@ class LockedExecution:
     started_at: datetime | None
     running_seconds: float
     deadline_at: datetime | None
+    # The row version's transaction id: any write to the row changes it, so a
+    # compare-and-set on it sees every change since the read (tasks.optimistic).
+    row_xmin: str
 
     def is_past_deadline(self, now: datetime) -> bool:
         return self.deadline_at is not None and self.deadline_at <= now
@@ -79,11 +84,13 @@ def lock_execution(
     branch_key: str,
     attempt_group: int,
     attempt: int,
+    lock: bool = True,
 ) -> tuple[LockedExecution, AttemptState | None] | None:
-    """Lock the execution row (None if it is gone) and read the attempt's row with it."""
+    """Lock the execution row (None if it is gone) and read the attempt's row with it;
+    `lock=False` reads the same without locking."""
     row: Any = execute_prepared(
         connection,
-        [_LOCK],
+        [_LOCK if lock else _READ],
         {
             "execution_id": execution_id,
             "step_id": step_id,
@@ -109,8 +116,9 @@ def lock_execution(
         started_at=row[11],
         running_seconds=row[12],
         deadline_at=row[13],
+        row_xmin=row[14],
     )
-    return execution, None if row[14] is None else AttemptState(row[14], row[15])
+    return execution, None if row[15] is None else AttemptState(row[15], row[16])
 
 
 @lru_cache(maxsize=256)

@@ -29,6 +29,7 @@ from tasks.ssrf import parse_networks
 class Runtime:
     settings: Settings
     _db_engine: Engine | None = None
+    _autocommit_engine: Engine | None = None
     _session_factory: sessionmaker[Session] | None = None
     _redis: redis.Redis | None = None
     _publisher: Publisher | None = field(default=None)
@@ -38,22 +39,41 @@ class Runtime:
     @property
     def db_engine(self) -> Engine:
         if self._db_engine is None:
-            # models.db.make_db_engine, minus the ping before each checkout: a
-            # step costs three round trips and the ping would be a fourth. A
-            # dropped connection fails one task, the disconnect invalidates the
-            # pool, and the step's ticket is relayed.
-            self._db_engine = create_engine(
-                self.settings.database_url,
-                pool_size=self.settings.db_pool_size,
-                max_overflow=self.settings.db_pool_size,
-                pool_pre_ping=False,
-                pool_recycle=1800,
-                connect_args={"application_name": "iw-worker", "connect_timeout": 5},
-            )
-            instrument_db_engine(self._db_engine, frozenset(Base.metadata.tables))
-            if not self.settings.db_prepared_statements:
-                send_plain_sql(self._db_engine)
+            self._db_engine = self._make_db_engine()
         return self._db_engine
+
+    @property
+    def autocommit_engine(self) -> Engine:
+        """Connections that stay in autocommit (the optimistic step path of
+        tasks.steprun): switching a pooled connection in and out of autocommit would
+        cost a round trip each way (models.db.make_db_engine)."""
+        if self._autocommit_engine is None:
+            self._autocommit_engine = self._make_db_engine(autocommit=True)
+        return self._autocommit_engine
+
+    def _make_db_engine(self, *, autocommit: bool = False) -> Engine:
+        # models.db.make_db_engine, minus the ping before each checkout: a step
+        # costs two or four round trips and the ping would add one. A dropped
+        # connection fails one task, the disconnect invalidates the pool, and the
+        # step's ticket is relayed.
+        db_engine = create_engine(
+            self.settings.database_url,
+            pool_size=self.settings.db_pool_size,
+            max_overflow=self.settings.db_pool_size,
+            pool_pre_ping=False,
+            pool_recycle=1800,
+            connect_args={"application_name": "iw-worker", "connect_timeout": 5},
+            **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+        )
+        instrument_db_engine(db_engine, frozenset(Base.metadata.tables))
+        if not self.settings.db_prepared_statements:
+            send_plain_sql(db_engine)
+        return db_engine
+
+    def dispose(self) -> None:
+        for db_engine in (self._db_engine, self._autocommit_engine):
+            if db_engine is not None:
+                db_engine.dispose()
 
     @property
     def session_factory(self) -> sessionmaker[Session]:
@@ -96,9 +116,11 @@ class Runtime:
     def forget_connections(self) -> None:
         """Drop pooled connections inherited from a parent process (never close them:
         the parent still owns the sockets)."""
-        if self._db_engine is not None:
-            self._db_engine.dispose(close=False)
+        for db_engine in (self._db_engine, self._autocommit_engine):
+            if db_engine is not None:
+                db_engine.dispose(close=False)
         self._db_engine = None
+        self._autocommit_engine = None
         self._session_factory = None
         self._redis = None
         self._outbound = None

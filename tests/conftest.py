@@ -68,7 +68,7 @@ def app(base_settings: dict[str, Any]) -> Iterator[Any]:
 
     application = create_app(base_settings)
     yield application
-    application.extensions["iw"].db_engine.dispose()
+    application.extensions["iw"].dispose()
 
 
 @pytest.fixture

@@ -121,8 +121,7 @@ def _from_access_token(token: str) -> Principal:
 def _autocommit_connection() -> Iterator[Connection]:
     """A pooled connection outside any transaction: each statement is one round trip,
     with no BEGIN before it and no ROLLBACK when the connection goes back."""
-    with services().db_engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
+    with services().autocommit_engine.connect() as connection:
         yield connection
 
 

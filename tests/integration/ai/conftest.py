@@ -68,7 +68,7 @@ def dispose(application: Any) -> None:
     provider = application.extensions.get("iw-ai-provider")
     if provider is not None:
         provider.close()
-    application.extensions["iw"].db_engine.dispose()
+    application.extensions["iw"].dispose()
 
 
 @pytest.fixture(scope="session")

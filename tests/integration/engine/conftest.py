@@ -80,7 +80,7 @@ def app(engine_settings: dict[str, Any]) -> Iterator[Any]:
 
     application = create_app(engine_settings)
     yield application
-    application.extensions["iw"].db_engine.dispose()
+    application.extensions["iw"].dispose()
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +92,7 @@ def rt(engine_settings: dict[str, Any]) -> Iterator[Any]:
     runtime_ = runtime.configure(settings)
     runtime_._publisher = RecordingPublisher()  # type: ignore[assignment]
     yield runtime_
-    runtime_.db_engine.dispose()
+    runtime_.dispose()
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def test_loaded_resources_are_merged_into_the_context(admin: Any, rt: Any, http_
     try:
         drive(enriched)
     finally:
-        enriched.db_engine.dispose()
+        enriched.dispose()
     body = execution(admin, execution_id)
     assert (body["status"], body["result"]) == ("completed", "allowed")
     assert body["context"]["customer"] == {

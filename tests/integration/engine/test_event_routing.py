@@ -167,7 +167,7 @@ def test_with_prepared_statements_off_events_are_routed_with_plain_sql(
         drive(rt)
         assert execution(caller, execution_id)["status"] == "completed"
     finally:
-        plain.extensions["iw"].db_engine.dispose()
+        plain.extensions["iw"].dispose()
 
 
 def test_a_stored_definition_that_no_longer_parses_does_not_stop_other_workflows(

@@ -90,7 +90,7 @@ def test_with_prepared_statements_off_the_same_statements_run_plain(
             assert prepared_count(connection) == 0
             connection.rollback()
     finally:
-        plain.db_engine.dispose()
+        plain.dispose()
 
 
 def prepared_count(connection: Any) -> int:

@@ -18,7 +18,7 @@ def strict_app(base_settings: dict[str, Any]) -> Iterator[Any]:
 
     application = create_app({**base_settings, "rate_limit_auth": "3/minute"})
     yield application
-    application.extensions["iw"].db_engine.dispose()
+    application.extensions["iw"].dispose()
 
 
 def _fresh_ip() -> str:
@@ -114,7 +114,7 @@ def proxied_app(base_settings: dict[str, Any]) -> Iterator[Any]:
 
     application = create_app({**base_settings, "rate_limit_auth": "2/minute", "trusted_proxies": 1})
     yield application
-    application.extensions["iw"].db_engine.dispose()
+    application.extensions["iw"].dispose()
 
 
 def _login_via_proxy(client: Any, proxy: str, forwarded_for: str) -> int:

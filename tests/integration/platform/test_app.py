@@ -31,7 +31,7 @@ def test_ready_is_503_with_details_when_redis_is_unreachable(base_settings: dict
     assert body["code"] == 503 and body["status"] == "Service Unavailable"
     assert body["errors"]["redis"]["ok"] is False
     assert body["errors"]["database"]["ok"] is True
-    app.extensions["iw"].db_engine.dispose()
+    app.extensions["iw"].dispose()
 
 
 def test_ready_is_503_when_the_database_is_unreachable(base_settings: dict[str, Any]) -> None:
@@ -63,7 +63,7 @@ def test_ready_is_503_when_migrations_are_behind(base_settings: dict[str, Any]) 
             "head": response.json["errors"]["migrations"]["head"],
         }
     finally:
-        app.extensions["iw"].db_engine.dispose()
+        app.extensions["iw"].dispose()
         drop_database(url)
 
 
@@ -93,7 +93,7 @@ def test_oversized_body_is_a_json_413(base_settings: dict[str, Any]) -> None:
         "/api/v1/auth/login", data="x" * 5000, content_type="application/json"
     )
     assert_error_shape(response, 413)
-    app.extensions["iw"].db_engine.dispose()
+    app.extensions["iw"].dispose()
 
 
 def test_unexpected_exception_is_a_json_500_without_details(base_settings: dict[str, Any]) -> None:
@@ -106,7 +106,7 @@ def test_unexpected_exception_is_a_json_500_without_details(base_settings: dict[
     response = app.test_client().get("/boom")
     body = assert_error_shape(response, 500)
     assert "secret" not in body["message"]
-    app.extensions["iw"].db_engine.dispose()
+    app.extensions["iw"].dispose()
 
 
 def test_request_id_is_echoed_or_generated(client: Any) -> None:
@@ -136,7 +136,7 @@ def test_security_headers_are_set(client: Any) -> None:
 def cors_app(base_settings: dict[str, Any]) -> Any:
     app = create_app({**base_settings, "cors_origins": ("https://console.example.com",)})
     yield app
-    app.extensions["iw"].db_engine.dispose()
+    app.extensions["iw"].dispose()
 
 
 def test_cors_allows_listed_origins_with_auth_headers(cors_app: Any) -> None:

@@ -1,0 +1,185 @@
+"""Steps run on an unlocked read and written only if their execution row is unchanged.
+
+Each test changes the row while the step runs (between the optimistic read and
+its write, inside the step's work) and checks that the change wins or the step
+is run again under the lock: never applied twice, never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from tests.integration.engine.conftest import API, create_workflow, drive, execution, send_event
+from tests.integration.engine.test_delivery_guarantees import (
+    count_step_runs,
+    run_ticket,
+    tickets_of,
+)
+from tests.support import unique
+
+
+def two_steps(event_type: str) -> dict[str, Any]:
+    return {
+        "workflow_id": unique("wf"),
+        "version": "1",
+        "name": "Two steps",
+        "definition": {
+            "trigger": {"type": "event", "event": event_type},
+            "steps": [
+                {
+                    "id": "a",
+                    "type": "execute",
+                    "execute": [{"type": "set", "values": {"x": 1}}],
+                    "next": "b",
+                },
+                {"id": "b", "type": "action", "action": {"type": "allow"}},
+            ],
+        },
+    }
+
+
+def start(admin: Any, rt: Any) -> tuple[str, Any]:
+    event_type = f"opt.{unique('e')}"
+    create_workflow(admin, two_steps(event_type))
+    [execution_id] = send_event(admin, event_type, {})["execution_ids"]
+    [ticket] = tickets_of(rt, execution_id)
+    return execution_id, ticket
+
+
+@pytest.fixture
+def during_first_work(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], None]], list[int]]:
+    """Run `change` inside the first run of a step's work (after the optimistic read,
+    before its write); returns a list that counts the step's runs."""
+    import tasks.steprun as steprun
+
+    def install(change: Callable[[], None]) -> list[int]:
+        runs: list[int] = []
+        real_work = steprun._work
+
+        def work(*args: Any, **kwargs: Any) -> Any:
+            runs.append(1)
+            if len(runs) == 1:
+                change()
+            return real_work(*args, **kwargs)
+
+        monkeypatch.setattr(steprun, "_work", work)
+        return runs
+
+    return install
+
+
+@pytest.fixture
+def statements(rt: Any) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    engines = (rt.db_engine, rt.autocommit_engine)
+    for db_engine in engines:
+        event.listen(db_engine, "before_cursor_execute", record)
+    yield sent
+    for db_engine in engines:
+        event.remove(db_engine, "before_cursor_execute", record)
+
+
+def version_of(rt: Any, execution_id: str) -> int:
+    with rt.db_engine.connect() as connection:
+        return int(
+            connection.execute(
+                text("SELECT version FROM executions WHERE id = :id"), {"id": execution_id}
+            ).scalar_one()
+        )
+
+
+def test_a_plain_step_is_read_and_written_without_the_row_lock(
+    admin: Any, rt: Any, statements: list[str]
+) -> None:
+    execution_id, ticket = start(admin, rt)
+    assert run_ticket(rt, ticket) == "completed"
+    sent = " ".join(statements)
+    assert "EXECUTE iw_read_step(" in sent
+    assert "EXECUTE iw_cas_continue(" in sent
+    assert "EXECUTE iw_lock_step(" not in sent  # no SELECT ... FOR UPDATE
+    assert execution(admin, execution_id)["current_step_id"] == "b"
+    drive(rt)
+    done = execution(admin, execution_id)
+    assert (done["status"], done["result"]) == ("completed", "allowed")
+    assert "EXECUTE iw_cas_finish(" in " ".join(statements)
+    assert count_step_runs(rt, execution_id) == 2
+
+
+def test_any_write_to_the_row_meanwhile_sends_the_step_to_the_locked_path(
+    admin: Any, rt: Any, during_first_work: Any
+) -> None:
+    execution_id, ticket = start(admin, rt)
+    before = version_of(rt, execution_id)
+
+    def touch_without_version() -> None:  # a write that does not bump `version`
+        with rt.db_engine.begin() as connection:
+            connection.execute(
+                text("UPDATE executions SET heartbeat_at = now() WHERE id = :id"),
+                {"id": execution_id},
+            )
+
+    runs = during_first_work(touch_without_version)
+    assert run_ticket(rt, ticket) == "completed"
+    assert len(runs) == 2  # the optimistic run's write was refused, the locked run applied
+    assert version_of(rt, execution_id) == before + 1
+    assert count_step_runs(rt, execution_id) == 1
+    assert tickets_of(rt, execution_id)[0].step_id == "b"
+    drive(rt)
+    assert execution(admin, execution_id)["status"] == "completed"
+    assert count_step_runs(rt, execution_id) == 2
+
+
+def test_a_pause_while_the_step_runs_wins_and_resume_runs_the_step_once(
+    admin: Any, rt: Any, during_first_work: Any
+) -> None:
+    execution_id, ticket = start(admin, rt)
+
+    def pause() -> None:
+        assert admin.post(f"{API}/executions/{execution_id}/pause").status_code == 200
+
+    during_first_work(pause)
+    assert run_ticket(rt, ticket) == "execution_paused"
+    paused = execution(admin, execution_id)
+    assert (paused["status"], paused["current_step_id"]) == ("paused", "a")
+    assert count_step_runs(rt, execution_id) == 0
+    assert tickets_of(rt, execution_id) == []  # spent: resume issues a new one
+    assert admin.post(f"{API}/executions/{execution_id}/resume").status_code == 200
+    drive(rt)
+    done = execution(admin, execution_id)
+    assert (done["status"], done["result"]) == ("completed", "allowed")
+    assert count_step_runs(rt, execution_id) == 2
+
+
+def test_a_step_run_recorded_meanwhile_makes_the_delivery_a_duplicate(
+    admin: Any, rt: Any, during_first_work: Any
+) -> None:
+    """The step-run key conflicts (no write to the execution row): the statement fails
+    as a whole, and the locked path finds the attempt recorded."""
+    execution_id, ticket = start(admin, rt)
+    before = version_of(rt, execution_id)
+
+    def record_attempt() -> None:
+        with rt.db_engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO step_runs (id, organization_id, execution_id, step_id,"
+                    " step_type, branch_key, attempt_group, attempt, status)"
+                    " SELECT gen_random_uuid(), organization_id, id, 'a', 'execute', '', 1, 1,"
+                    " 'completed' FROM executions WHERE id = :id"
+                ),
+                {"id": execution_id},
+            )
+
+    during_first_work(record_attempt)
+    assert run_ticket(rt, ticket) == "duplicate"
+    assert version_of(rt, execution_id) == before
+    assert count_step_runs(rt, execution_id) == 1
+    assert tickets_of(rt, execution_id) == []
