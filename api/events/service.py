@@ -1,5 +1,15 @@
 """Accepting events: store, route to matching workflows, wake matching waits, one transaction.
 
+Routing reads the organization's enabled event workflows, and whether any
+wait is open for the event's type, in one statement on an autocommit
+connection, before the writes. Most events wake no wait: their writes (the
+event, its executions and their tickets) are then one multi-statement query
+(models.rows.InsertBatch) that Postgres runs as one implicit transaction on an
+autocommit connection, with no BEGIN or COMMIT round trip. An event with open
+waits of its type takes a transaction that also locks and wakes them. A wait
+opened between the read and the write is not woken: it began after the event
+arrived.
+
 The same idempotency key returns the first answer (stored on the event row)
 and starts nothing twice: the unique (organization, idempotency_key) index
 settles concurrent repeats.
@@ -8,14 +18,15 @@ settles concurrent repeats.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from api.auth.principal import Principal
 from api.dispatch import publish_after_commit
@@ -25,6 +36,7 @@ from api.services import services
 from engine.condition import evaluate
 from engine.templating import TemplateRenderer
 from engine.trigger import event_matches
+from models.db import UnitOfWork
 from models.execution import DispatchOutbox, Event
 from models.rows import InsertBatch
 from monitoring import metrics
@@ -57,14 +69,10 @@ def accept_event(principal: Principal, body: Mapping[str, Any], header_key: str 
 def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | None) -> Event:
     now = datetime.now(UTC)
     payload = dict(body.get("payload") or {})
-    with services().unit_of_work() as uow:
+    routes = _routes(principal.organization_id, body["event_type"], payload)
+    with _event_unit_of_work(routes.waits_open) as uow:
         session = uow.session
-        matching = [
-            (workflow, uuid.uuid4())
-            for workflow in _matching_workflows(
-                session, principal.organization_id, body["event_type"], payload
-            )
-        ]
+        matching = [(workflow, uuid.uuid4()) for workflow in routes.workflows]
         # The answer is stored with the event, so a repeated key returns it as is.
         event = Event(
             id=uuid.uuid4(),
@@ -93,13 +101,28 @@ def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | N
             batch=batch,
         )
         tickets: list[DispatchOutbox] = [launch.ticket for launch in launches]
-        resumed = resume_event_waits(session, event, now=now)
-        for applied in resumed:
-            tickets.extend(applied.tickets)
-            uow.after_commit(partial(record_metrics, applied))
+        if routes.waits_open:
+            for applied in resume_event_waits(session, event, now=now):
+                tickets.extend(applied.tickets)
+                uow.after_commit(partial(record_metrics, applied))
         publish_after_commit(uow, tickets)
         uow.commit()
     return event
+
+
+@contextmanager
+def _event_unit_of_work(waits_open: bool) -> Iterator[UnitOfWork]:
+    """A transaction when waits may be woken; else a session on an autocommit
+    connection, where the one multi-statement write is its own transaction."""
+    if waits_open:
+        with services().unit_of_work() as uow:
+            yield uow
+        return
+    with (
+        services().autocommit_engine.connect() as connection,
+        UnitOfWork(partial(services().session_factory, bind=connection)) as uow,
+    ):
+        yield uow
 
 
 def _columns(event: Event) -> dict[str, Any]:
@@ -118,23 +141,34 @@ def _columns(event: Event) -> dict[str, Any]:
 
 # Only the columns a launch needs, as rows (not ORM objects), prepared once per
 # connection: on the path of every event. The definition comes as its JSON text,
-# parsed once per text (WorkflowRecord.trigger, .parsed).
-_EVENT_WORKFLOWS = PreparedStatement(
-    "iw_event_workflows",
-    "SELECT id, organization_id, workflow_id, version, definition::text FROM workflows"
-    " WHERE organization_id = %(organization_id)s AND enabled AND trigger_type = 'event'"
-    " ORDER BY workflow_id",
+# parsed once per text (WorkflowRecord.trigger, .parsed). The one-row left side
+# says whether a wait of this type is open, and keeps a row when no workflow is.
+_EVENT_ROUTES = PreparedStatement(
+    "iw_event_routes",
+    "SELECT w.id, w.organization_id, w.workflow_id, w.version, w.definition::text, o.waiting"
+    " FROM (SELECT EXISTS (SELECT 1 FROM waits WHERE organization_id = %(organization_id)s"
+    " AND kind = 'event' AND status = 'waiting' AND event_type = %(event_type)s) AS waiting) o"
+    " LEFT JOIN workflows w ON w.organization_id = %(organization_id)s AND w.enabled"
+    " AND w.trigger_type = 'event'"
+    " ORDER BY w.workflow_id",
 )
 
 
-def _matching_workflows(
-    session: Session, organization_id: uuid.UUID, event_type: str, payload: dict[str, Any]
-) -> list[WorkflowRecord]:
-    candidates: list[Any] = list(
-        execute_prepared(
-            session.connection(), [_EVENT_WORKFLOWS], {"organization_id": organization_id}
+@dataclass(frozen=True)
+class _Routes:
+    workflows: list[WorkflowRecord]  # the enabled workflows this event starts
+    waits_open: bool  # whether any wait for this event type is open
+
+
+def _routes(organization_id: uuid.UUID, event_type: str, payload: dict[str, Any]) -> _Routes:
+    with services().autocommit_engine.connect() as connection:
+        rows: list[Any] = list(
+            execute_prepared(
+                connection,
+                [_EVENT_ROUTES],
+                {"organization_id": organization_id, "event_type": event_type},
+            )
         )
-    )
     records = [
         WorkflowRecord(
             id=row[0],
@@ -143,13 +177,15 @@ def _matching_workflows(
             version=row[3],
             definition_text=row[4],
         )
-        for row in candidates
+        for row in rows
+        if row[0] is not None
     ]
-    return [
+    matching = [
         record
         for record in records
         if event_matches(record.trigger, event_type, payload, _filter_holds)
     ]
+    return _Routes(matching, waits_open=bool(rows[0][5]))
 
 
 def _filter_holds(condition: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from tests.integration.engine.conftest import (
     API,
@@ -134,9 +137,15 @@ def test_events_are_listed_and_read_within_the_organization(admin: Any, client: 
 
 
 def _prepared_on_api_connections(app: Any) -> set[str]:
-    with app.extensions["iw"].db_engine.connect() as connection:
-        names = connection.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars()
-        return set(names)
+    """On the connections of both pools (the requests here run one at a time, so each
+    pool has one connection, the one they used)."""
+    names: set[str] = set()
+    services = app.extensions["iw"]
+    for db_engine in (services.db_engine, services.autocommit_engine):
+        with db_engine.connect() as connection:
+            sql = "SELECT name FROM pg_prepared_statements"
+            names.update(connection.exec_driver_sql(sql).scalars())
+    return names
 
 
 def test_an_event_and_its_caller_are_read_with_prepared_statements(admin: Any, app: Any) -> None:
@@ -146,7 +155,7 @@ def test_an_event_and_its_caller_are_read_with_prepared_statements(admin: Any, a
 
     assert len(accepted["execution_ids"]) == 1
     prepared = _prepared_on_api_connections(app)
-    assert {"iw_member_standing", "iw_event_workflows", "iw_open_event_waits"} <= prepared
+    assert {"iw_member_standing", "iw_event_routes"} <= prepared
 
 
 def test_with_prepared_statements_off_events_are_routed_with_plain_sql(
@@ -190,3 +199,66 @@ def test_a_stored_definition_that_no_longer_parses_does_not_stop_other_workflows
     accepted = send_event(admin, "order.healthy", {"order": {"id": "o-h", "total": 5}})
 
     assert accepted["triggered_workflows"] == [healthy["workflow_id"]]
+
+
+@pytest.fixture
+def statements_by_engine(app: Any) -> Iterator[dict[str, list[str]]]:
+    """The statements each of the API's two pools sends during the test."""
+    from sqlalchemy import event
+
+    services = app.extensions["iw"]
+    sent: dict[str, list[str]] = {"transactional": [], "autocommit": []}
+    listeners = [
+        (db_engine, lambda *args, name=name: sent[name].append(args[2]))
+        for name, db_engine in (
+            ("transactional", services.db_engine),
+            ("autocommit", services.autocommit_engine),
+        )
+    ]
+    for db_engine, listener in listeners:
+        event.listen(db_engine, "before_cursor_execute", listener)
+    yield sent
+    for db_engine, listener in listeners:
+        event.remove(db_engine, "before_cursor_execute", listener)
+
+
+def test_an_event_without_open_waits_is_written_without_a_transaction_and_one_with_wakes_them(
+    admin: Any, rt: Any, statements_by_engine: dict[str, list[str]]
+) -> None:
+    reply = f"reply.{unique('e')}"
+    waiter = {
+        "workflow_id": unique("wf"),
+        "version": "1",
+        "name": "Waits",
+        "definition": {
+            "trigger": {"type": "event", "event": f"start.{unique('e')}"},
+            "steps": [
+                {"id": "wait", "type": "wait", "wait": {"event": reply}, "next": "done"},
+                {"id": "done", "type": "action", "action": {"type": "allow"}},
+            ],
+        },
+    }
+    create_workflow(admin, waiter)
+    create_workflow(admin, order_workflow("order.nowait"))
+    sent = statements_by_engine
+    sent["transactional"].clear()
+    sent["autocommit"].clear()
+
+    [started] = send_event(admin, "order.nowait", {"order": {"id": "o-n", "total": 5}})[
+        "execution_ids"
+    ]
+    # The caller's standing, the routes, and the event's rows: all autocommit.
+    assert sent["transactional"] == []
+    assert len(sent["autocommit"]) == 3
+    [waiting] = send_event(admin, waiter["definition"]["trigger"]["event"], {})["execution_ids"]
+    drive(rt)
+    assert execution(admin, waiting)["status"] == "waiting"
+    assert execution(admin, started)["status"] == "completed"
+
+    sent["transactional"].clear()
+    assert send_event(admin, reply, {"answer": 42})["execution_ids"] == []
+    # An open wait of this type: the event's rows and the wake-up in one transaction.
+    assert any("iw_open_event_waits" in statement for statement in sent["transactional"])
+    drive(rt)
+    woken = execution(admin, waiting)
+    assert (woken["status"], woken["result"]) == ("completed", "allowed")

@@ -94,3 +94,34 @@ def test_only_the_last_insert_may_return_rows() -> None:
 
     with pytest.raises(ValueError, match="last INSERT"):
         batch.add(_Child, [{"parent_id": uuid.uuid4()}])
+
+
+def test_on_an_autocommit_connection_the_batch_is_its_own_transaction(
+    engine: Engine, database_url: str
+) -> None:
+    """The events API sends an event's rows this way: a later INSERT that fails (here
+    the children's foreign key) leaves none of the earlier rows behind."""
+    autocommit = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    parent = uuid.uuid4()
+    batch = InsertBatch()
+    batch.add(_Parent, [{"id": parent, "doc": {}}])
+    batch.add(_Child, [{"parent_id": parent}, {"parent_id": uuid.uuid4()}])
+    try:
+        with (
+            autocommit.connect() as connection,
+            Session(bind=connection) as session,
+            pytest.raises(IntegrityError),
+        ):
+            batch.send(session)
+        with Session(engine) as session:
+            assert session.execute(select(_Parent)).first() is None
+            assert session.execute(select(_Child)).first() is None
+
+        batch.add(_Parent, [{"id": parent, "doc": {}}])
+        batch.add(_Child, [{"parent_id": parent}])
+        with autocommit.connect() as connection, Session(bind=connection) as session:
+            batch.send(session)  # no commit: each query commits on its own
+        with Session(engine) as session:
+            assert session.execute(select(_Child.parent_id)).scalar_one() == parent
+    finally:
+        autocommit.dispose()
