@@ -242,8 +242,12 @@ def _may_run_optimistically(
     message: StepMessage,
     now: datetime,
 ) -> bool:
-    """Whether the step can end in a fast write at all (waits and approvals never do)."""
+    """Whether the step can end in a fast write at all. Waits, approvals and `log`
+    items never do; a `log` item also logs as it runs, so a second run under the lock
+    would log its message twice."""
     if step.type == "wait" or step.creates_approval:
+        return False
+    if any(item.get("type") == "log" for item in step.execute):
         return False
     if needs_effects(step, execution.definition, execution, rt.settings, message.branch_key):
         return False

@@ -183,3 +183,29 @@ def test_a_step_run_recorded_meanwhile_makes_the_delivery_a_duplicate(
     assert version_of(rt, execution_id) == before
     assert count_step_runs(rt, execution_id) == 1
     assert tickets_of(rt, execution_id) == []
+
+
+def test_a_log_step_logs_its_message_once(
+    admin: Any, rt: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `log` step cannot be written fast (its lines go into the step-run row), so it
+    must not run optimistically first: its message would be logged twice."""
+    import tasks.ports
+
+    logged: list[str] = []
+
+    class Recorder:
+        def info(self, event: str, **fields: Any) -> None:
+            if event == "workflow_log":
+                logged.append(fields["message"])
+
+    monkeypatch.setattr(tasks.ports, "log", Recorder())
+    event_type = f"opt.{unique('e')}"
+    workflow = two_steps(event_type)
+    workflow["definition"]["steps"][0]["execute"] = [{"type": "log", "message": "hello once"}]
+    create_workflow(admin, workflow)
+    [execution_id] = send_event(admin, event_type, {})["execution_ids"]
+    [ticket] = tickets_of(rt, execution_id)
+
+    assert run_ticket(rt, ticket) == "completed"
+    assert logged == ["hello once"]
