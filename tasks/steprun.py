@@ -242,12 +242,13 @@ def _may_run_optimistically(
     message: StepMessage,
     now: datetime,
 ) -> bool:
-    """Whether the step can end in a fast write at all. Waits, approvals and `log`
-    items never do; a `log` item also logs as it runs, so a second run under the lock
-    would log its message twice."""
+    """Whether the step can end in a fast write at all, so that it runs once. Waits and
+    approvals never do, nor any execute item but `set`: records are written through
+    the ORM, and a `log` item's line goes into the step-run row (and is logged as it
+    runs: a second run under the lock would log it twice)."""
     if step.type == "wait" or step.creates_approval:
         return False
-    if any(item.get("type") == "log" for item in step.execute):
+    if any(item.get("type") != "set" for item in step.execute):
         return False
     if needs_effects(step, execution.definition, execution, rt.settings, message.branch_key):
         return False

@@ -209,3 +209,24 @@ def test_a_log_step_logs_its_message_once(
 
     assert run_ticket(rt, ticket) == "completed"
     assert logged == ["hello once"]
+
+
+def test_a_step_that_writes_records_runs_once(admin: Any, rt: Any, during_first_work: Any) -> None:
+    """Record writes go through the general path: the step is not run optimistically
+    first (it would run twice)."""
+    event_type = f"opt.{unique('e')}"
+    workflow = two_steps(event_type)
+    workflow["definition"]["steps"][0]["execute"] = [
+        {"type": "create_record", "entity": "note", "entity_id": "n-1", "data": {"x": 1}}
+    ]
+    create_workflow(admin, workflow)
+    [execution_id] = send_event(admin, event_type, {})["execution_ids"]
+    [ticket] = tickets_of(rt, execution_id)
+    runs = during_first_work(lambda: None)
+
+    assert run_ticket(rt, ticket) == "completed"
+    assert len(runs) == 1
+    drive(rt)
+    assert execution(admin, execution_id)["status"] == "completed"
+    records = admin.get(f"{API}/records", query_string={"entity": "note"}).json
+    assert [record["entity_id"] for record in records["records"]] == ["n-1"]
