@@ -354,6 +354,16 @@ class Step:
         wants = self.action is not None and self.action.type == "require_approval"
         return wants or any(i.get("type") == "create_approval_request" for i in self.execute)
 
+    @property
+    def only_sets_context(self) -> bool:
+        """Whether running this step can do nothing but read and set the context: no
+        call out, record write, log line, wait, approval or fan-out."""
+        return (
+            self.type in {"condition", "action", "execute"}
+            and not self.creates_approval
+            and all(item.get("type") == "set" for item in self.execute)
+        )
+
     def edges(self) -> dict[str, str]:
         """The steps this step names, by edge key."""
         return {key: getattr(self, key) for key in EDGE_KEYS if getattr(self, key) is not None}

@@ -29,6 +29,7 @@ from celery import Celery, current_app
 from celery.signals import after_task_publish
 from sqlalchemy.orm import Session
 
+from engine.definition import Step
 from models.execution import DispatchOutbox
 from models.rows import InsertBatch
 from tasks import broker
@@ -94,6 +95,7 @@ class Ticket:
     attempt_group: int
     attempt: int
     limit_seconds: float
+    only_sets_context: bool = True  # tickets written before the hint existed: try
 
     @classmethod
     def from_row(cls, row: DispatchOutbox) -> Ticket:
@@ -106,6 +108,7 @@ class Ticket:
             attempt_group=int(payload.get("attempt_group", 1)),
             attempt=int(payload.get("attempt", 1)),
             limit_seconds=float(payload.get("limit_seconds", DEFAULT_STEP_LIMIT.total_seconds())),
+            only_sets_context=bool(payload.get("only_sets_context", True)),
         )
 
     def describe(self) -> str:
@@ -124,6 +127,7 @@ class Ticket:
             "attempt_group": self.attempt_group,
             "attempt": self.attempt,
             "limit_seconds": self.limit_seconds,
+            "only_sets_context": self.only_sets_context,
             # For workflow_dispatch_latency_seconds (committed -> started).
             "sent_at": time.time(),
         }
@@ -134,13 +138,30 @@ def step_limit(timeout: timedelta | None) -> timedelta:
     return min(timeout or DEFAULT_STEP_LIMIT, MAX_STEP_LIMIT)
 
 
+def ticket_payload(
+    step: Step, *, branch_key: str = "", attempt_group: int = 1, attempt: int = 1, delayed: bool
+) -> dict[str, Any]:
+    """What a ticket tells the step task, besides its execution and its id."""
+    return {
+        "step_id": step.id,
+        "branch_key": branch_key,
+        "attempt_group": attempt_group,
+        "attempt": attempt,
+        "limit_seconds": step_limit(step.timeout).total_seconds(),
+        # A backoff: only the relay publishes it, once due.
+        "delayed": delayed,
+        # Whether the step may run optimistically (tasks.steprun): known here from the
+        # definition, so a step that never can is not read twice.
+        "only_sets_context": step.only_sets_context,
+    }
+
+
 def new_ticket(
     *,
     organization_id: uuid.UUID,
     execution_id: uuid.UUID,
-    step_id: str,
+    step: Step,
     now: datetime,
-    limit: timedelta,
     attempt_group: int = 1,
     attempt: int = 1,
     branch_key: str = "",
@@ -152,15 +173,13 @@ def new_ticket(
         organization_id=organization_id,
         execution_id=execution_id,
         task_name=RUN_STEP,
-        payload={
-            "step_id": step_id,
-            "branch_key": branch_key,
-            "attempt_group": attempt_group,
-            "attempt": attempt,
-            "limit_seconds": limit.total_seconds(),
-            # A backoff: only the relay publishes it, once due.
-            "delayed": due_at is not None,
-        },
+        payload=ticket_payload(
+            step,
+            branch_key=branch_key,
+            attempt_group=attempt_group,
+            attempt=attempt,
+            delayed=due_at is not None,
+        ),
         available_at=due_at if due_at is not None else now + REDELIVERY_GRACE,
     )
 

@@ -30,7 +30,7 @@ from engine.outcome import StepOutcome
 from engine.state import ExecutionResult, ExecutionStatus
 from models.execution import DispatchOutbox
 from monitoring import metrics
-from tasks.dispatch import REDELIVERY_GRACE, RUN_STEP, step_limit
+from tasks.dispatch import REDELIVERY_GRACE, RUN_STEP, ticket_payload
 from tasks.locking import LockedExecution
 from tasks.prepared import PreparedStatement, execute_prepared
 from tasks.stepping import StepAttempt
@@ -185,14 +185,7 @@ def _continue(
 ) -> Applied:
     execution = attempt.execution
     step = attempt.definition.step(decision.step_id)
-    ticket_payload = {
-        "step_id": step.id,
-        "branch_key": "",
-        "attempt_group": execution.attempt_group,
-        "attempt": 1,
-        "limit_seconds": step_limit(step.timeout).total_seconds(),
-        "delayed": False,
-    }
+    payload = ticket_payload(step, attempt_group=execution.attempt_group, delayed=False)
     now = params["now"]
     available_at = now + REDELIVERY_GRACE
     deadline_at = execution.deadline_at
@@ -204,7 +197,7 @@ def _continue(
         result=decision.result.value if decision.result is not None else None,
         deadline_at=deadline_at,
         task_name=RUN_STEP,
-        ticket=json.dumps(ticket_payload),
+        ticket=json.dumps(payload),
         available_at=available_at,
     )
     statements = _writes(params, [_CONSUME, _STEP_RUN, _CONTINUE, _NEXT_TICKET], _CAS_CONTINUE)
@@ -217,7 +210,7 @@ def _continue(
             organization_id=execution.organization_id,
             execution_id=execution.id,
             task_name=RUN_STEP,
-            payload=ticket_payload,
+            payload=payload,
             available_at=available_at,
         )
     )

@@ -24,7 +24,7 @@ from engine.definition import Definition, Trigger
 from engine.state import ExecutionStatus
 from models.execution import DispatchOutbox, Event, Execution
 from models.rows import InsertBatch, JsonText
-from tasks.dispatch import insert_tickets, new_ticket, step_limit
+from tasks.dispatch import insert_tickets, new_ticket
 from tasks.locking import pinned_definition
 
 
@@ -144,9 +144,8 @@ def start_executions(
         new_ticket(
             organization_id=workflow.organization_id,
             execution_id=execution_id,
-            step_id=definition.first_step.id,
+            step=definition.first_step,
             now=now,
-            limit=step_limit(definition.first_step.timeout),
         )
         for (workflow, execution_id), definition in zip(workflows, definitions, strict=True)
     ]

@@ -84,6 +84,7 @@ class StepMessage:
     attempt: int
     limit_seconds: float
     sent_at: float | None = None
+    only_sets_context: bool = True
 
     @classmethod
     def parse(cls, kwargs: dict[str, Any]) -> StepMessage:
@@ -96,6 +97,7 @@ class StepMessage:
             attempt=int(kwargs.get("attempt", 1)),
             limit_seconds=float(kwargs.get("limit_seconds", 300)),
             sent_at=kwargs.get("sent_at"),
+            only_sets_context=bool(kwargs.get("only_sets_context", True)),
         )
 
     @property
@@ -213,6 +215,8 @@ def _start_running(execution: Execution, definition: Definition, now: datetime) 
 def _run_optimistic(rt: runtime.Runtime, message: StepMessage) -> str | None:
     """Run the attempt on an unlocked read and write it if the row is unchanged; None
     when the atomic path must run it (under the lock, from the start)."""
+    if not message.only_sets_context or message.branch_key or message.attempt > 1:
+        return None  # it could not end in a fast write: not worth a read
     with rt.autocommit_engine.connect() as connection:
         read = lock_execution(connection, **message.attempt_key, lock=False)
         if read is None or read[1] is not None:  # gone, or a retry, re-run or duplicate
@@ -242,13 +246,12 @@ def _may_run_optimistically(
     message: StepMessage,
     now: datetime,
 ) -> bool:
-    """Whether the step can end in a fast write at all, so that it runs once. Waits and
-    approvals never do, nor any execute item but `set`: records are written through
-    the ORM, and a `log` item's line goes into the step-run row (and is logged as it
-    runs: a second run under the lock would log it twice)."""
-    if step.type == "wait" or step.creates_approval:
-        return False
-    if any(item.get("type") != "set" for item in step.execute):
+    """Whether the step can end in a fast write at all, so that it runs once: only a
+    step that just sets the context can (records are written through the ORM, a `log`
+    item's line goes into the step-run row and is logged as it runs, so a second run
+    under the lock would log it twice). The definition decides, whatever the ticket
+    said."""
+    if not step.only_sets_context:
         return False
     if needs_effects(step, execution.definition, execution, rt.settings, message.branch_key):
         return False

@@ -39,7 +39,7 @@ from models.execution import Approval, DispatchOutbox, Execution, StepRun
 from models.execution import Wait as WaitRow
 from monitoring import metrics
 from tasks.budget import leave_running
-from tasks.dispatch import new_ticket, step_limit
+from tasks.dispatch import new_ticket
 from tasks.stepping import StepAttempt, retry_rng
 
 S = ExecutionStatus
@@ -185,9 +185,8 @@ def ticket_step(
     ticket = new_ticket(
         organization_id=execution.organization_id,
         execution_id=execution.id,
-        step_id=step.id,
+        step=step,
         now=now,
-        limit=step_limit(step.timeout),
         attempt_group=execution.attempt_group,
         attempt=attempt,
         branch_key=branch_key,

@@ -17,7 +17,7 @@ import redis
 from sqlalchemy import select, text
 
 from tests.integration.engine.sinks import HttpSink, SmtpSink
-from tests.support import Caller, register
+from tests.support import Caller, register, unique
 
 BROKER_URL = "redis://127.0.0.1:6379/12"
 API = "/api/v1"
@@ -98,6 +98,25 @@ def rt(engine_settings: dict[str, Any]) -> Iterator[Any]:
 @pytest.fixture
 def admin(client: Any) -> Caller:
     return register(client)
+
+
+def set_then_allow(event: str, *, timeout: str | None = None) -> dict[str, Any]:
+    """A two-step workflow: `a` sets a value, `b` allows."""
+    definition: dict[str, Any] = {
+        "trigger": {"type": "event", "event": event},
+        "steps": [
+            {
+                "id": "a",
+                "type": "execute",
+                "execute": [{"type": "set", "values": {"x": 1}}],
+                "next": "b",
+            },
+            {"id": "b", "type": "action", "action": {"type": "allow"}},
+        ],
+    }
+    if timeout:
+        definition["timeout"] = timeout
+    return {"workflow_id": unique("wf"), "version": "1", "name": "Set", "definition": definition}
 
 
 def create_workflow(caller: Caller, body: dict[str, Any], enabled: bool = True) -> dict[str, Any]:

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tests.integration.engine.conftest import create_workflow, drive, execution, send_event, trace
+from tests.integration.engine.conftest import (
+    create_workflow,
+    drive,
+    execution,
+    send_event,
+    set_then_allow,
+    trace,
+)
 from tests.support import unique
 
 
@@ -58,23 +65,7 @@ def count_step_runs(rt: Any, execution_id: str) -> int:
 
 
 def test_a_step_delivered_twice_changes_nothing_the_second_time(admin: Any, rt: Any) -> None:
-    workflow = {
-        "workflow_id": unique("wf"),
-        "version": "1",
-        "name": "Set",
-        "definition": {
-            "trigger": {"type": "event", "event": "dup.test"},
-            "steps": [
-                {
-                    "id": "a",
-                    "type": "execute",
-                    "execute": [{"type": "set", "values": {"x": 1}}],
-                    "next": "b",
-                },
-                {"id": "b", "type": "action", "action": {"type": "allow"}},
-            ],
-        },
-    }
+    workflow = set_then_allow("dup.test")
     create_workflow(admin, workflow)
     [execution_id] = send_event(admin, "dup.test", {})["execution_ids"]
     [ticket] = tickets_of(rt, execution_id)

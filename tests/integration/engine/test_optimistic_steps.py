@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from tests.integration.engine.conftest import API, create_workflow, drive, execution, send_event
+from tests.integration.engine.conftest import (
+    API,
+    create_workflow,
+    drive,
+    execution,
+    send_event,
+    set_then_allow,
+)
 from tests.integration.engine.test_delivery_guarantees import (
     count_step_runs,
     run_ticket,
@@ -22,29 +29,9 @@ from tests.integration.engine.test_delivery_guarantees import (
 from tests.support import unique
 
 
-def two_steps(event_type: str) -> dict[str, Any]:
-    return {
-        "workflow_id": unique("wf"),
-        "version": "1",
-        "name": "Two steps",
-        "definition": {
-            "trigger": {"type": "event", "event": event_type},
-            "steps": [
-                {
-                    "id": "a",
-                    "type": "execute",
-                    "execute": [{"type": "set", "values": {"x": 1}}],
-                    "next": "b",
-                },
-                {"id": "b", "type": "action", "action": {"type": "allow"}},
-            ],
-        },
-    }
-
-
 def start(admin: Any, rt: Any) -> tuple[str, Any]:
     event_type = f"opt.{unique('e')}"
-    create_workflow(admin, two_steps(event_type))
+    create_workflow(admin, set_then_allow(event_type))
     [execution_id] = send_event(admin, event_type, {})["execution_ids"]
     [ticket] = tickets_of(rt, execution_id)
     return execution_id, ticket
@@ -201,7 +188,7 @@ def test_a_log_step_logs_its_message_once(
 
     monkeypatch.setattr(tasks.ports, "log", Recorder())
     event_type = f"opt.{unique('e')}"
-    workflow = two_steps(event_type)
+    workflow = set_then_allow(event_type)
     workflow["definition"]["steps"][0]["execute"] = [{"type": "log", "message": "hello once"}]
     create_workflow(admin, workflow)
     [execution_id] = send_event(admin, event_type, {})["execution_ids"]
@@ -211,11 +198,28 @@ def test_a_log_step_logs_its_message_once(
     assert logged == ["hello once"]
 
 
+def test_a_step_that_cannot_end_fast_is_not_read_first(
+    admin: Any, rt: Any, statements: list[str]
+) -> None:
+    """Its ticket says so (tasks.dispatch.ticket_payload): straight to the locked path."""
+    event_type = f"opt.{unique('e')}"
+    workflow = set_then_allow(event_type)
+    workflow["definition"]["steps"][0]["execute"] = [{"type": "log", "message": "m"}]
+    create_workflow(admin, workflow)
+    [execution_id] = send_event(admin, event_type, {})["execution_ids"]
+    [ticket] = tickets_of(rt, execution_id)
+    statements.clear()
+
+    assert run_ticket(rt, ticket) == "completed"
+    assert "EXECUTE iw_read_step(" not in " ".join(statements)
+    assert "EXECUTE iw_lock_step(" in " ".join(statements)
+
+
 def test_a_step_that_writes_records_runs_once(admin: Any, rt: Any, during_first_work: Any) -> None:
     """Record writes go through the general path: the step is not run optimistically
     first (it would run twice)."""
     event_type = f"opt.{unique('e')}"
-    workflow = two_steps(event_type)
+    workflow = set_then_allow(event_type)
     workflow["definition"]["steps"][0]["execute"] = [
         {"type": "create_record", "entity": "note", "entity_id": "n-1", "data": {"x": 1}}
     ]

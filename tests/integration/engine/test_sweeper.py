@@ -7,26 +7,14 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.integration.engine.conftest import create_workflow, drive, execution, send_event
+from tests.integration.engine.conftest import (
+    create_workflow,
+    drive,
+    execution,
+    send_event,
+    set_then_allow,
+)
 from tests.support import unique
-
-
-def simple(event: str, timeout: str | None = None) -> dict[str, Any]:
-    definition: dict[str, Any] = {
-        "trigger": {"type": "event", "event": event},
-        "steps": [
-            {
-                "id": "a",
-                "type": "execute",
-                "execute": [{"type": "set", "values": {"x": 1}}],
-                "next": "b",
-            },
-            {"id": "b", "type": "action", "action": {"type": "allow"}},
-        ],
-    }
-    if timeout:
-        definition["timeout"] = timeout
-    return {"workflow_id": unique("wf"), "version": "1", "name": "Sweep", "definition": definition}
 
 
 def has_ticket(rt: Any, execution_id: str) -> bool:
@@ -41,7 +29,7 @@ def test_an_execution_that_lost_its_dispatch_is_redispatched(admin: Any, rt: Any
     from tasks.sweeper import sweep
 
     event = f"sweep.{unique('e')}"
-    create_workflow(admin, simple(event))
+    create_workflow(admin, set_then_allow(event))
     [execution_id] = send_event(admin, event, {})["execution_ids"]
     with rt.session_factory() as session:  # the ticket vanished (a bug, a manual delete)
         session.execute(
@@ -60,7 +48,7 @@ def test_an_execution_past_its_workflow_timeout_fails(admin: Any, rt: Any) -> No
     from tasks.sweeper import sweep
 
     event = f"sweep.{unique('e')}"
-    create_workflow(admin, simple(event, timeout="30s"))
+    create_workflow(admin, set_then_allow(event, timeout="30s"))
     [execution_id] = send_event(admin, event, {})["execution_ids"]
     sweep(rt, datetime.now(UTC) + timedelta(seconds=31))
     body = execution(admin, execution_id)

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
 
-from tasks.dispatch import insert_tickets, new_ticket
+from engine.definition import Definition
+from models.execution import DispatchOutbox
+from tasks.dispatch import Ticket, insert_tickets, new_ticket
+
+DEFINITION = Definition.from_dict(
+    {
+        "trigger": {"type": "event", "event": "t"},
+        "steps": [
+            {
+                "id": "a",
+                "type": "execute",
+                "execute": [{"type": "set", "values": {"x": 1}}],
+                "next": "b",
+            },
+            {"id": "b", "type": "execute", "execute": [{"type": "log", "message": "m"}]},
+        ],
+    }
+)
 
 
 def test_two_tickets_of_one_execution_are_refused_before_anything_is_written() -> None:
@@ -17,12 +34,31 @@ def test_two_tickets_of_one_execution_are_refused_before_anything_is_written() -
         new_ticket(
             organization_id=uuid.uuid4(),
             execution_id=execution_id,
-            step_id=step_id,
+            step=DEFINITION.step(step_id),
             now=now,
-            limit=timedelta(minutes=5),
         )
         for step_id in ("a", "b")
     ]
     # No session is needed: the check comes first.
     with pytest.raises(ValueError, match="one ticket per execution"):
         insert_tickets(cast(Any, None), tickets)
+
+
+def test_a_ticket_says_whether_its_step_only_sets_the_context() -> None:
+    """tasks.steprun skips the optimistic read for a step that could not use it."""
+
+    def message(step_id: str) -> dict[str, Any]:
+        row = new_ticket(
+            organization_id=uuid.uuid4(),
+            execution_id=uuid.uuid4(),
+            step=DEFINITION.step(step_id),
+            now=datetime.now(UTC),
+        )
+        row.id = 1
+        return Ticket.from_row(row).message()
+
+    assert message("a")["only_sets_context"] is True
+    assert message("b")["only_sets_context"] is False
+    # A ticket written before the hint existed: the step task reads and decides.
+    old = DispatchOutbox(id=2, execution_id=uuid.uuid4(), payload={"step_id": "b"})
+    assert Ticket.from_row(old).message()["only_sets_context"] is True
