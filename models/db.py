@@ -29,11 +29,13 @@ def make_db_engine(
     pool_size: int = 5,
     application_name: str = "iw",
     autocommit: bool = False,
+    ping_when_suspect: bool = True,
 ) -> Engine:
     """`autocommit`: a separate pool whose connections stay in autocommit, for single
     statements that need no transaction. Switching a pooled connection in and out of
     autocommit (`execution_options(isolation_level=...)`) costs psycopg2 a round trip
-    each way, more than the statement it is for."""
+    each way, more than the statement it is for. `ping_when_suspect`: see
+    ping_suspect_connections."""
     db_engine = create_engine(
         database_url,
         pool_size=pool_size,
@@ -42,7 +44,8 @@ def make_db_engine(
         connect_args={"application_name": application_name, "connect_timeout": 5},
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
-    ping_suspect_connections(db_engine, PING_AFTER_IDLE_SECONDS)
+    if ping_when_suspect:
+        ping_suspect_connections(db_engine, PING_AFTER_IDLE_SECONDS)
     return db_engine
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import redis
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.templating import TemplateRenderer
 from models.base import Base
 from models.config import Settings, load_settings
-from models.db import UnitOfWork, make_session_factory
+from models.db import UnitOfWork, make_db_engine, make_session_factory
 from tasks.dispatch import Publisher
 from tasks.instrumentation import instrument_db_engine, instrumented_redis
 from tasks.outbound import OutboundHttp
@@ -52,18 +52,15 @@ class Runtime:
         return self._autocommit_engine
 
     def _make_db_engine(self, *, autocommit: bool = False) -> Engine:
-        # models.db.make_db_engine, minus the ping before each checkout: a step
-        # costs two or four round trips and the ping would add one. A dropped
-        # connection fails one task, the disconnect invalidates the pool, and the
-        # step's ticket is relayed.
-        db_engine = create_engine(
+        # Without the API's ping of suspect connections: a step costs two or four
+        # round trips and the ping would add one. A dropped connection fails one
+        # task, the disconnect invalidates the pool, and the step's ticket is relayed.
+        db_engine = make_db_engine(
             self.settings.database_url,
             pool_size=self.settings.db_pool_size,
-            max_overflow=self.settings.db_pool_size,
-            pool_pre_ping=False,
-            pool_recycle=1800,
-            connect_args={"application_name": "iw-worker", "connect_timeout": 5},
-            **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+            application_name="iw-worker",
+            autocommit=autocommit,
+            ping_when_suspect=False,
         )
         instrument_db_engine(db_engine, frozenset(Base.metadata.tables))
         if not self.settings.db_prepared_statements:
