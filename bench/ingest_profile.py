@@ -62,10 +62,13 @@ class RoundTrips:
     no BEGIN, COMMIT or ROLLBACK)."""
 
     def __init__(self, db_engine: Any, autocommit_engine: Any) -> None:
+        from models import driver
+
         self.statements = 0
         self.round_trips = 0
         for engine in (db_engine, autocommit_engine):
             event.listen(engine, "before_cursor_execute", self._execute)
+            driver.observe(engine, self._execute)  # statements sent on the driver's cursor
         event.listen(db_engine, "begin", self._one)
         event.listen(db_engine, "commit", self._one)
         event.listen(db_engine, "rollback", self._one)

@@ -189,13 +189,18 @@ class CapturingPublisher:
 class WireCounter:
     """SQL statements and round trips psycopg2 actually sends, and Redis commands.
 
-    psycopg2 sends BEGIN on its own before the first statement of a transaction,
-    and COMMIT/ROLLBACK only when a transaction is open: those are counted by
-    looking at the DBAPI connection's status when SQLAlchemy asks for them.
+    Statements are counted as SQLAlchemy runs them (its cursor events) and as
+    models.driver sends them on the cursor (its observers). psycopg2 sends BEGIN
+    on its own before the first statement of a transaction, and COMMIT/ROLLBACK
+    only when a transaction is open: each COMMIT/ROLLBACK that finds the DBAPI
+    connection in a transaction is counted as two round trips, its own and its
+    BEGIN's.
     """
 
     def __init__(self, *db_engines: Any) -> None:
         from sqlalchemy import event
+
+        from models import driver
 
         self.statements = 0
         self.round_trips = 0
@@ -203,6 +208,7 @@ class WireCounter:
         self.redis_commands = 0
         for db_engine in db_engines:
             event.listen(db_engine, "before_cursor_execute", self._execute)
+            driver.observe(db_engine, self._driver_statement)
             event.listen(db_engine, "commit", self._commit)
             event.listen(db_engine, "rollback", self._rollback)
             event.listen(db_engine.pool, "reset", self._reset)
@@ -219,26 +225,31 @@ class WireCounter:
     def _execute(
         self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        dbapi = cursor.connection
-        if not dbapi.autocommit and not self._in_transaction(dbapi):
-            self.round_trips += 1  # the BEGIN psycopg2 sends first
         calls = len(parameters) if many else 1
         self.round_trips += calls
-        self.statements += calls * sum(1 for part in statement.split(";") if part.strip())
+        self.statements += calls * self._statements_in(statement)
+
+    def _driver_statement(self, statement: str, seconds: float, error: Any) -> None:
+        self.round_trips += 1
+        self.statements += self._statements_in(statement)
+
+    @staticmethod
+    def _statements_in(sql: str) -> int:
+        return sum(1 for part in sql.split(";") if part.strip())
 
     def _commit(self, conn: Any) -> None:
         if self._in_transaction(conn.connection.dbapi_connection):
-            self.round_trips += 1
+            self.round_trips += 2
             self.commits += 1
 
     def _rollback(self, conn: Any) -> None:
         dbapi = conn.connection.dbapi_connection if not conn.closed else None
         if dbapi is not None and self._in_transaction(dbapi):
-            self.round_trips += 1
+            self.round_trips += 2
 
     def _reset(self, dbapi_connection: Any, record: Any, state: Any = None) -> None:
         if self._in_transaction(dbapi_connection):
-            self.round_trips += 1
+            self.round_trips += 2
 
     def count_redis(self, celery_app: Any) -> None:
         """Count commands on the broker connections kombu makes (the publish path)."""

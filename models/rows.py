@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from models.base import Base
+from models.driver import run_driver_sql
 
 
 class JsonText(str):
@@ -77,8 +78,8 @@ class InsertBatch:
             return []
         sql, params, returning = ";".join(self._statements), self._params, self._returning
         self._statements, self._params, self._returning = [], {}, False
-        result = session.connection().exec_driver_sql(sql, params)
-        return [tuple(row) for row in result] if returning else []
+        rows = run_driver_sql(session.connection(), sql, params)
+        return rows.all() if returning else []
 
 
 def _json(value: Any) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from sqlalchemy import Engine, event
 
+from models import driver
 from monitoring import metrics
 from tasks.prepared import prepared_sql
 
@@ -82,6 +83,20 @@ def instrument_db_engine(db_engine: Engine, known_tables: frozenset[str] = froze
         metrics.record_db_query_error(query_type, type(context.original_exception).__name__)
         if context.is_disconnect:
             metrics.record_db_connection_failure("postgres")
+
+    def _driver_statement(statement: str, seconds: float, error: BaseException | None) -> None:
+        query_type, table = classify(statement)
+        if error is None:
+            metrics.record_db_query(query_type, table, seconds)
+            return
+        metrics.record_db_query_error(query_type, type(error).__name__)
+        if isinstance(error, db_engine.dialect.loaded_dbapi.Error) and (
+            db_engine.dialect.is_disconnect(error, None, None)
+        ):
+            metrics.record_db_connection_failure("postgres")
+
+    # Statements sent on the driver's cursor (models.driver) fire no cursor events.
+    driver.observe(db_engine, _driver_statement)
 
     @event.listens_for(pool, "checkout")
     def _checkout(*args: Any) -> None:

@@ -24,9 +24,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from models.driver import DriverRows, run_driver_sql
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _INFO_KEY = "iw_prepared_statements"
@@ -69,11 +71,12 @@ def prepared_sql(name: str) -> str:
 
 def execute_prepared(
     connection: Connection, statements: Sequence[PreparedStatement], params: Mapping[str, Any]
-) -> CursorResult[Any]:
-    """Run the statements in one round trip; the result is the last statement's."""
+) -> DriverRows:
+    """Run the statements in one round trip, on the driver's cursor (models.driver);
+    the rows are the last statement's."""
     if connection.info.get(_PLAIN_KEY):
         plain = ";".join(statement.plain_sql for statement in statements)
-        return connection.exec_driver_sql(plain, dict(params))
+        return run_driver_sql(connection, plain, params)
     prepared: set[str] = connection.info.setdefault(_INFO_KEY, set())
     sql = ";".join(statement.execute_sql for statement in statements)
     preparing: list[PreparedStatement] = []
@@ -82,7 +85,7 @@ def execute_prepared(
         preparing = list(_REGISTRY.values())
         sql = ";".join(["DEALLOCATE ALL", *(s.prepare_sql for s in preparing), sql])
     try:
-        result = connection.exec_driver_sql(sql, dict(params))
+        result = run_driver_sql(connection, sql, params)
     except DBAPIError:
         prepared.clear()  # whatever this connection holds now, prepare afresh next time
         raise

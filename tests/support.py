@@ -1,10 +1,17 @@
-"""Small helpers the tests share: registering users and calling the API as them."""
+"""Small helpers the tests share: registering users and calling the API as them,
+and recording the SQL an engine sends."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Engine, event
+
+from models import driver
 
 API = "/api/v1"
 
@@ -130,3 +137,26 @@ def create_api_key(caller: Caller, scopes: list[str] | None = None, **fields: An
     response = caller.post(f"{API}/auth/api-keys", body)
     assert response.status_code == 201, response.json
     return KeyCaller(client=caller.client, api_key=response.json["api_key"], id=response.json["id"])
+
+
+@contextmanager
+def recorded_statements(*engines: Engine) -> Iterator[list[str]]:
+    """Every statement these engines send while inside: through SQLAlchemy's execution
+    (its cursor events) and on the driver's cursor (models.driver), in order."""
+    sent: list[str] = []
+
+    def from_sqlalchemy(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    def from_driver(statement: str, seconds: float, error: BaseException | None) -> None:
+        sent.append(statement)
+
+    for db_engine in engines:
+        event.listen(db_engine, "before_cursor_execute", from_sqlalchemy)
+        driver.observe(db_engine, from_driver)
+    try:
+        yield sent
+    finally:
+        for db_engine in engines:
+            event.remove(db_engine, "before_cursor_execute", from_sqlalchemy)
+            driver.stop_observing(db_engine, from_driver)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import g, request
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from api.auth.revocation import is_access_token_revoked
 from api.auth.tokens import AccessClaims, TokenError, VerifiedTokens, hash_token
@@ -136,14 +136,19 @@ _STANDING = PreparedStatement(
 )
 
 
-def _standing(
-    user_id: uuid.UUID, organization_id: uuid.UUID
-) -> Row[str, bool, datetime | None] | None:
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    role_name: str
+    is_active: bool
+    password_changed_at: datetime | None
+
+
+def _standing(user_id: uuid.UUID, organization_id: uuid.UUID) -> _Standing | None:
     with _autocommit_connection() as connection:
         row = execute_prepared(
             connection, [_STANDING], {"user_id": user_id, "organization_id": organization_id}
         ).first()
-    return cast("Row[str, bool, datetime | None] | None", row)
+    return None if row is None else _Standing(*row)
 
 
 # Per request for API-key callers (event senders, typically): the key, its

@@ -16,7 +16,7 @@ from tests.integration.engine.conftest import (
     send_event,
     trace,
 )
-from tests.support import register, unique
+from tests.support import recorded_statements, register, unique
 
 
 def order_workflow(event: str = "order.created", **trigger: Any) -> dict[str, Any]:
@@ -204,22 +204,12 @@ def test_a_stored_definition_that_no_longer_parses_does_not_stop_other_workflows
 @pytest.fixture
 def statements_by_engine(app: Any) -> Iterator[dict[str, list[str]]]:
     """The statements each of the API's two pools sends during the test."""
-    from sqlalchemy import event
-
     services = app.extensions["iw"]
-    sent: dict[str, list[str]] = {"transactional": [], "autocommit": []}
-    listeners = [
-        (db_engine, lambda *args, name=name: sent[name].append(args[2]))
-        for name, db_engine in (
-            ("transactional", services.db_engine),
-            ("autocommit", services.autocommit_engine),
-        )
-    ]
-    for db_engine, listener in listeners:
-        event.listen(db_engine, "before_cursor_execute", listener)
-    yield sent
-    for db_engine, listener in listeners:
-        event.remove(db_engine, "before_cursor_execute", listener)
+    with (
+        recorded_statements(services.db_engine) as transactional,
+        recorded_statements(services.autocommit_engine) as autocommit,
+    ):
+        yield {"transactional": transactional, "autocommit": autocommit}
 
 
 def test_an_event_without_open_waits_is_written_without_a_transaction_and_one_with_wakes_them(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from tests.integration.engine.conftest import (
     API,
@@ -26,7 +26,7 @@ from tests.integration.engine.test_delivery_guarantees import (
     run_ticket,
     tickets_of,
 )
-from tests.support import unique
+from tests.support import recorded_statements, unique
 
 
 def start(admin: Any, rt: Any) -> tuple[str, Any]:
@@ -61,17 +61,8 @@ def during_first_work(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[],
 
 @pytest.fixture
 def statements(rt: Any) -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    engines = (rt.db_engine, rt.autocommit_engine)
-    for db_engine in engines:
-        event.listen(db_engine, "before_cursor_execute", record)
-    yield sent
-    for db_engine in engines:
-        event.remove(db_engine, "before_cursor_execute", record)
+    with recorded_statements(rt.db_engine, rt.autocommit_engine) as sent:
+        yield sent
 
 
 def version_of(rt: Any, execution_id: str) -> int:

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, ForeignKey, create_engine, event, select
+from sqlalchemy import Engine, ForeignKey, create_engine, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from models.rows import InsertBatch, JsonText
+from tests.support import recorded_statements
 
 
 class _Base(DeclarativeBase):
@@ -40,20 +41,14 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _count_statements(engine: Engine) -> list[str]:
-    sent: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
-    return sent
-
-
 def test_rows_of_several_tables_go_in_one_round_trip(engine: Engine) -> None:
-    sent = _count_statements(engine)
     parents = [uuid.uuid4(), uuid.uuid4()]
     batch = InsertBatch()
     batch.add(_Parent, [{"id": p, "doc": {"n": i}} for i, p in enumerate(parents)])
     batch.add(_Child, [{"parent_id": p} for p in parents], returning=("id", "parent_id"))
     with Session(engine) as session:
-        returned = batch.send(session)
+        with recorded_statements(engine) as sent:
+            returned = batch.send(session)
         session.commit()
         assert len(sent) == 1
         children = session.execute(select(_Child.id, _Child.parent_id)).all()

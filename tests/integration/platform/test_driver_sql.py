@@ -1,0 +1,118 @@
+"""models.driver.run_driver_sql: the driver's cursor under SQLAlchemy's contract
+(its exceptions, its transactions, a lost connection invalidated, statements observed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from models import driver
+from models.db import make_db_engine
+from models.driver import run_driver_sql
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    db_engine = create_engine(database_url)
+    with db_engine.begin() as connection:
+        connection.execute(text("CREATE TABLE test_driver_rows (id int PRIMARY KEY, note text)"))
+    yield db_engine
+    with db_engine.begin() as connection:
+        connection.execute(text("DROP TABLE test_driver_rows"))
+    db_engine.dispose()
+
+
+@pytest.fixture
+def observed(engine: Engine) -> Iterator[list[tuple[str, float, BaseException | None]]]:
+    seen: list[tuple[str, float, BaseException | None]] = []
+
+    def observer(statement: str, seconds: float, error: BaseException | None) -> None:
+        seen.append((statement, seconds, error))
+
+    driver.observe(engine, observer)
+    yield seen
+    driver.stop_observing(engine, observer)
+
+
+def count_rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM test_driver_rows")).scalar_one())
+
+
+def test_rows_come_back_as_the_driver_gives_them(engine: Engine) -> None:
+    with engine.connect() as connection:
+        run_driver_sql(
+            connection,
+            "INSERT INTO test_driver_rows VALUES (%(a)s, 'a'), (%(b)s, 'b')",
+            {"a": 1, "b": 2},
+        )
+        rows = run_driver_sql(connection, "SELECT id, note FROM test_driver_rows ORDER BY id", {})
+        nothing = run_driver_sql(connection, "SELECT id FROM test_driver_rows WHERE id < 0", {})
+        updated = run_driver_sql(connection, "UPDATE test_driver_rows SET note = 'c'", {})
+        connection.commit()
+    assert rows.all() == [(1, "a"), (2, "b")]
+    assert rows.first() == (1, "a")
+    assert list(rows) == [(1, "a"), (2, "b")]
+    assert nothing.first() is None
+    assert (updated.first(), updated.rowcount) == (None, 2)
+
+
+def test_outside_autocommit_the_statement_is_in_the_callers_transaction(engine: Engine) -> None:
+    with engine.connect() as connection:
+        run_driver_sql(connection, "INSERT INTO test_driver_rows VALUES (1, 'kept')", {})
+        assert connection.in_transaction()
+        connection.commit()
+        run_driver_sql(connection, "INSERT INTO test_driver_rows VALUES (2, 'undone')", {})
+        connection.rollback()
+    assert count_rows(engine) == 1
+
+
+def test_a_driver_error_is_sqlalchemys_and_the_observers_see_it(
+    engine: Engine, observed: list[tuple[str, float, BaseException | None]]
+) -> None:
+    insert = "INSERT INTO test_driver_rows VALUES (%(id)s, 'x')"
+    with engine.connect() as connection:
+        run_driver_sql(connection, insert, {"id": 7})
+        with pytest.raises(IntegrityError) as raised:
+            run_driver_sql(connection, insert, {"id": 7})
+        connection.rollback()
+    assert raised.value.statement == insert
+    assert raised.value.params == {"id": 7}
+    assert type(raised.value.orig).__name__ == "UniqueViolation"
+    (first, ok_seconds, no_error), (second, _, error) = observed
+    assert (first, second) == (insert, insert)
+    assert no_error is None and ok_seconds > 0
+    assert error is raised.value.orig
+
+
+def test_a_lost_connection_is_invalidated_with_its_pool(database_url: str) -> None:
+    db_engine = make_db_engine(database_url, pool_size=2, autocommit=True, ping_when_suspect=False)
+    outsider = create_engine(database_url, poolclass=NullPool)
+    try:
+        with db_engine.connect() as first, db_engine.connect() as second:
+            pids = [
+                run_driver_sql(connection, "SELECT pg_backend_pid()", {}).all()[0][0]
+                for connection in (first, second)
+            ]
+        # Both now idle in the pool; the server ends them, as a restart would.
+        with outsider.connect() as connection:
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM unnest(:pids) AS pid"),
+                {"pids": pids},
+            )
+        with db_engine.connect() as connection:
+            with pytest.raises(OperationalError) as raised:
+                run_driver_sql(connection, "SELECT 1", {})
+            assert raised.value.connection_invalidated
+            assert connection.invalidated
+        # The other pooled connection was lost too: the pool was dropped with the
+        # first, so the next use gets a new connection instead of a second failure.
+        with db_engine.connect() as connection:
+            assert run_driver_sql(connection, "SELECT pg_backend_pid()", {}).all()[0][0] not in pids
+    finally:
+        db_engine.dispose()
+        outsider.dispose()
