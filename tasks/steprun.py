@@ -227,9 +227,11 @@ def _run_optimistic(rt: runtime.Runtime, message: StepMessage) -> str | None:
         step = execution.definition.step(message.step_id)
         if not _may_run_optimistically(rt, execution, step, message, now):
             return None
+        # The session is for the step's ports (a set-only step uses none); the write
+        # goes on the connection itself, which begins no SQLAlchemy transaction.
         session = rt.session_factory(bind=connection)
         try:
-            applied = _write_optimistically(rt, session, execution, step, message)
+            applied = _write_optimistically(rt, connection, session, execution, step, message)
         finally:
             session.close()
     if applied is None:
@@ -258,8 +260,9 @@ def _may_run_optimistically(
     return _may_write_fast(execution, step, message.branch_key, now)
 
 
-def _write_optimistically(
+def _write_optimistically(  # noqa: PLR0917 - the read's parts, passed on as read
     rt: runtime.Runtime,
+    connection: Connection,
     session: Session,
     execution: LockedExecution,
     step: Step,
@@ -280,7 +283,7 @@ def _write_optimistically(
         return None
     try:
         return try_fast_write(
-            session.connection(),
+            connection,
             attempt,
             result,
             message.outbox_id,
