@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import g, request
-from sqlalchemy import Connection
 
 from api.auth.revocation import is_access_token_revoked
 from api.auth.tokens import AccessClaims, TokenError, VerifiedTokens, hash_token
 from api.errors import abort
-from api.services import services
+from api.services import autocommit_connection, services
 from models.permission import permissions_of
 from tasks.prepared import PreparedStatement, execute_prepared
 
@@ -117,14 +115,6 @@ def _from_access_token(token: str) -> Principal:
     )
 
 
-@contextmanager
-def _autocommit_connection() -> Iterator[Connection]:
-    """A pooled connection outside any transaction: each statement is one round trip,
-    with no BEGIN before it and no ROLLBACK when the connection goes back."""
-    with services().autocommit_engine.connect() as connection:
-        yield connection
-
-
 # Read at every request (a removed member or a disabled user loses access at once),
 # so only the three columns the checks need, in one prepared statement, on an
 # autocommit connection.
@@ -144,10 +134,11 @@ class _Standing:
 
 
 def _standing(user_id: uuid.UUID, organization_id: uuid.UUID) -> _Standing | None:
-    with _autocommit_connection() as connection:
-        row = execute_prepared(
-            connection, [_STANDING], {"user_id": user_id, "organization_id": organization_id}
-        ).first()
+    row = execute_prepared(
+        autocommit_connection(),
+        [_STANDING],
+        {"user_id": user_id, "organization_id": organization_id},
+    ).first()
     return None if row is None else _Standing(*row)
 
 
@@ -170,19 +161,19 @@ _TOUCH_API_KEY = PreparedStatement(
 
 def _from_api_key(raw_key: str) -> Principal:
     now = datetime.now(UTC)
-    with _autocommit_connection() as connection:
-        row: Any = execute_prepared(
-            connection, [_API_KEY_CALLER], {"key_hash": hash_token(raw_key)}
-        ).first()
-        if row is None:
-            raise TokenError("unknown_api_key", "The API key is not valid")
-        key_id, user_id, organization_id, scopes, revoked_at, expires_at, last_used_at, role = row
-        if revoked_at is not None:
-            raise TokenError("revoked_api_key", "The API key has been revoked")
-        if expires_at is not None and expires_at <= now:
-            raise TokenError("expired_api_key", "The API key has expired")
-        if last_used_at is None or now - last_used_at > API_KEY_TOUCH_INTERVAL:
-            execute_prepared(connection, [_TOUCH_API_KEY], {"now": now, "key_id": key_id})
+    connection = autocommit_connection()
+    row: Any = execute_prepared(
+        connection, [_API_KEY_CALLER], {"key_hash": hash_token(raw_key)}
+    ).first()
+    if row is None:
+        raise TokenError("unknown_api_key", "The API key is not valid")
+    key_id, user_id, organization_id, scopes, revoked_at, expires_at, last_used_at, role = row
+    if revoked_at is not None:
+        raise TokenError("revoked_api_key", "The API key has been revoked")
+    if expires_at is not None and expires_at <= now:
+        raise TokenError("expired_api_key", "The API key has expired")
+    if last_used_at is None or now - last_used_at > API_KEY_TOUCH_INTERVAL:
+        execute_prepared(connection, [_TOUCH_API_KEY], {"now": now, "key_id": key_id})
     # A key never holds more than its creator holds today.
     return Principal(
         user_id=user_id,

@@ -32,7 +32,7 @@ from api.auth.principal import Principal
 from api.dispatch import publish_after_commit
 from api.errors import abort
 from api.pagination import paginate
-from api.services import services
+from api.services import autocommit_connection, services
 from engine.condition import evaluate
 from engine.templating import TemplateRenderer
 from engine.trigger import event_matches
@@ -118,10 +118,7 @@ def _event_unit_of_work(waits_open: bool) -> Iterator[UnitOfWork]:
         with services().unit_of_work() as uow:
             yield uow
         return
-    with (
-        services().autocommit_engine.connect() as connection,
-        UnitOfWork(partial(services().session_factory, bind=connection)) as uow,
-    ):
+    with UnitOfWork(partial(services().session_factory, bind=autocommit_connection())) as uow:
         yield uow
 
 
@@ -161,14 +158,11 @@ class _Routes:
 
 
 def _routes(organization_id: uuid.UUID, event_type: str, payload: dict[str, Any]) -> _Routes:
-    with services().autocommit_engine.connect() as connection:
-        rows: list[Any] = list(
-            execute_prepared(
-                connection,
-                [_EVENT_ROUTES],
-                {"organization_id": organization_id, "event_type": event_type},
-            )
-        )
+    rows = execute_prepared(
+        autocommit_connection(),
+        [_EVENT_ROUTES],
+        {"organization_id": organization_id, "event_type": event_type},
+    ).all()
     records = [
         WorkflowRecord(
             id=row[0],

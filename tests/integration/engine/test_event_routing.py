@@ -252,3 +252,25 @@ def test_an_event_without_open_waits_is_written_without_a_transaction_and_one_wi
     drive(rt)
     woken = execution(admin, waiting)
     assert (woken["status"], woken["result"]) == ("completed", "allowed")
+
+
+def test_an_event_takes_one_autocommit_connection_and_returns_it(admin: Any, app: Any) -> None:
+    from sqlalchemy import event
+
+    create_workflow(admin, order_workflow("order.onecheckout"))
+    engine = app.extensions["iw"].autocommit_engine
+    checkouts: list[object] = []
+
+    def count(*args: Any) -> None:
+        checkouts.append(args[0])
+
+    event.listen(engine.pool, "checkout", count)
+    try:
+        accepted = send_event(admin, "order.onecheckout", {"order": {"id": "o-c", "total": 5}})
+    finally:
+        event.remove(engine.pool, "checkout", count)
+    assert len(accepted["execution_ids"]) == 1
+    # The caller's standing, the routes and the writes shared one checkout...
+    assert len(checkouts) == 1
+    # ...which went back to the pool when the answer was ready.
+    assert engine.pool.checkedout() == 0
