@@ -30,8 +30,15 @@ def publish_after_commit(uow: UnitOfWork, tickets: Iterable[DispatchOutbox]) -> 
     if not rows:
         return
     sender = publisher()
+    uow.after_commit(lambda: _publish(sender, rows))
 
-    def publish() -> None:
-        sender.publish_rows(row for row in rows if is_immediate(row))
 
-    uow.after_commit(publish)
+def publish_now(tickets: Iterable[DispatchOutbox]) -> None:
+    """Publish tickets whose rows are committed already; a failure is left to the relay."""
+    rows = list(tickets)
+    if rows:
+        _publish(publisher(), rows)
+
+
+def _publish(sender: Publisher, rows: list[DispatchOutbox]) -> None:
+    sender.publish_rows(row for row in rows if is_immediate(row))

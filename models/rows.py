@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -72,13 +72,15 @@ class InsertBatch:
         )
         self._returning = bool(returning)
 
-    def send(self, session: Session) -> list[tuple[Any, ...]]:
-        """Run the INSERTs in the session's transaction; the batch is empty afterwards."""
+    def send(self, session: Session | Connection) -> list[tuple[Any, ...]]:
+        """Run the INSERTs in the session's transaction, or on the connection (in
+        autocommit, as their own transaction); the batch is empty afterwards."""
         if not self._statements:
             return []
         sql, params, returning = ";".join(self._statements), self._params, self._returning
         self._statements, self._params, self._returning = [], {}, False
-        rows = run_driver_sql(session.connection(), sql, params)
+        connection = session.connection() if isinstance(session, Session) else session
+        rows = run_driver_sql(connection, sql, params)
         return rows.all() if returning else []
 
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import structlog
 from celery import Celery, current_app
 from celery.signals import after_task_publish
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from engine.definition import Step
@@ -185,7 +186,10 @@ def new_ticket(
 
 
 def insert_tickets(
-    session: Session, rows: list[DispatchOutbox], *, batch: InsertBatch | None = None
+    session: Session | Connection,
+    rows: list[DispatchOutbox],
+    *,
+    batch: InsertBatch | None = None,
 ) -> None:
     """Insert new tickets in one statement, bypassing the unit of work, and give each
     row its id (the rows stay outside the session: nothing reads them back).

@@ -17,6 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol, cast
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from engine.context import build_context
@@ -106,7 +107,7 @@ def start_execution(
 
 
 def start_executions(
-    session: Session,
+    session: Session | Connection,
     workflows: Sequence[tuple[WorkflowVersion, uuid.UUID]],
     payload: dict[str, Any],
     *,
@@ -118,7 +119,8 @@ def start_executions(
 ) -> list[Launch]:
     """Start one execution per (workflow version, pre-allocated execution id): their
     rows and tickets in one round trip, however many workflows an event starts, and
-    with them whatever INSERTs the caller put in `batch` first (the event's)."""
+    with them whatever INSERTs the caller put in `batch` first (the event's). On an
+    autocommit connection instead of a session, that one write is its own transaction."""
     batch = batch if batch is not None else InsertBatch()
     if not workflows:
         batch.send(session)

@@ -18,8 +18,7 @@ settles concurrent repeats.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -29,14 +28,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.auth.principal import Principal
-from api.dispatch import publish_after_commit
+from api.dispatch import publish_after_commit, publish_now
 from api.errors import abort
 from api.pagination import paginate
 from api.services import autocommit_connection, services
 from engine.condition import evaluate
 from engine.templating import TemplateRenderer
 from engine.trigger import event_matches
-from models.db import UnitOfWork
 from models.execution import DispatchOutbox, Event
 from models.rows import InsertBatch
 from monitoring import metrics
@@ -70,56 +68,47 @@ def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | N
     now = datetime.now(UTC)
     payload = dict(body.get("payload") or {})
     routes = _routes(principal.organization_id, body["event_type"], payload)
-    with _event_unit_of_work(routes.waits_open) as uow:
-        session = uow.session
-        matching = [(workflow, uuid.uuid4()) for workflow in routes.workflows]
-        # The answer is stored with the event, so a repeated key returns it as is.
-        event = Event(
-            id=uuid.uuid4(),
-            organization_id=principal.organization_id,
-            event_type=body["event_type"],
-            source=body.get("source"),
-            payload=payload,
-            idempotency_key=key,
-            received_at=now,
-            triggered_workflows=[workflow.workflow_id for workflow, _ in matching],
-            execution_ids=[str(execution_id) for _, execution_id in matching],
-        )
-        # Plain INSERTs of the event, the executions and their tickets, in one round
-        # trip (nothing reads them back in this transaction). The event's goes
-        # first: a duplicate key fails there, before any execution exists.
-        batch = InsertBatch()
-        batch.add(Event, [_columns(event)])
-        launches = start_executions(
-            session,
-            matching,
-            payload,
-            now=now,
-            trigger_type="event",
-            event=event,
-            created_by=principal.user_id,
-            batch=batch,
-        )
-        tickets: list[DispatchOutbox] = [launch.ticket for launch in launches]
-        if routes.waits_open:
-            for applied in resume_event_waits(session, event, now=now):
-                tickets.extend(applied.tickets)
-                uow.after_commit(partial(record_metrics, applied))
+    matching = [(workflow, uuid.uuid4()) for workflow in routes.workflows]
+    # The answer is stored with the event, so a repeated key returns it as is.
+    event = Event(
+        id=uuid.uuid4(),
+        organization_id=principal.organization_id,
+        event_type=body["event_type"],
+        source=body.get("source"),
+        payload=payload,
+        idempotency_key=key,
+        received_at=now,
+        triggered_workflows=[workflow.workflow_id for workflow, _ in matching],
+        execution_ids=[str(execution_id) for _, execution_id in matching],
+    )
+    # Plain INSERTs of the event, the executions and their tickets, in one round
+    # trip (nothing reads them back). The event's goes first: a duplicate key fails
+    # there, before any execution exists.
+    batch = InsertBatch()
+    batch.add(Event, [_columns(event)])
+    launch = partial(
+        start_executions,
+        workflows=matching,
+        payload=payload,
+        now=now,
+        trigger_type="event",
+        event=event,
+        created_by=principal.user_id,
+        batch=batch,
+    )
+    if not routes.waits_open:
+        # On the autocommit connection the one multi-statement write is its own
+        # transaction, committed when it returns: the tickets go out at once.
+        publish_now([started.ticket for started in launch(autocommit_connection())])
+        return event
+    with services().unit_of_work() as uow:
+        tickets: list[DispatchOutbox] = [started.ticket for started in launch(uow.session)]
+        for applied in resume_event_waits(uow.session, event, now=now):
+            tickets.extend(applied.tickets)
+            uow.after_commit(partial(record_metrics, applied))
         publish_after_commit(uow, tickets)
         uow.commit()
     return event
-
-
-@contextmanager
-def _event_unit_of_work(waits_open: bool) -> Iterator[UnitOfWork]:
-    """A transaction when waits may be woken; else a session on an autocommit
-    connection, where the one multi-statement write is its own transaction."""
-    if waits_open:
-        with services().unit_of_work() as uow:
-            yield uow
-        return
-    with UnitOfWork(partial(services().session_factory, bind=autocommit_connection())) as uow:
-        yield uow
 
 
 def _columns(event: Event) -> dict[str, Any]:
