@@ -387,6 +387,8 @@ def step_runner(via_task: bool) -> Callable[[Any], str]:
             "attempt": message.attempt,
             "limit_seconds": message.limit_seconds,
             "sent_at": message.sent_at,
+            "only_sets_context": message.only_sets_context,
+            **({"snapshot": message.snapshot} if message.snapshot is not None else {}),
         }
         return str(run_step.apply(kwargs=kwargs).get())
 

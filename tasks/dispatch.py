@@ -97,6 +97,8 @@ class Ticket:
     attempt: int
     limit_seconds: float
     only_sets_context: bool = True  # tickets written before the hint existed: try
+    # The execution row as the previous step left it (tasks.locking.snapshot).
+    snapshot: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: DispatchOutbox) -> Ticket:
@@ -110,6 +112,7 @@ class Ticket:
             attempt=int(payload.get("attempt", 1)),
             limit_seconds=float(payload.get("limit_seconds", DEFAULT_STEP_LIMIT.total_seconds())),
             only_sets_context=bool(payload.get("only_sets_context", True)),
+            snapshot=payload.get("snapshot"),
         )
 
     def describe(self) -> str:
@@ -131,6 +134,7 @@ class Ticket:
             "only_sets_context": self.only_sets_context,
             # For workflow_dispatch_latency_seconds (committed -> started).
             "sent_at": time.time(),
+            **({"snapshot": self.snapshot} if self.snapshot is not None else {}),
         }
 
 

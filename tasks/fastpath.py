@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -31,7 +32,7 @@ from engine.state import ExecutionResult, ExecutionStatus
 from models.execution import DispatchOutbox
 from monitoring import metrics
 from tasks.dispatch import REDELIVERY_GRACE, RUN_STEP, ticket_payload
-from tasks.locking import LockedExecution
+from tasks.locking import LockedExecution, snapshot
 from tasks.prepared import PreparedStatement, execute_prepared
 from tasks.stepping import StepAttempt
 from tasks.transition import Applied
@@ -82,7 +83,9 @@ _FINISH = PreparedStatement("iw_finish_execution", _FINISH_SET + _CAS + " RETURN
 # since the read). Every write hangs off `moved`, so a lost race writes nothing; one
 # statement is atomic without BEGIN/COMMIT round trips. (The SQL is put together
 # from this module's constants only: nothing from outside reaches its text.)
-_UNCHANGED = _CAS + " AND xmin = %(row_xmin)s::xid RETURNING id, organization_id, version"
+_UNCHANGED = (
+    _CAS + " AND xmin = %(row_xmin)s::xid RETURNING id, organization_id, version, xmin::text"
+)
 _IF_MOVED = (
     "consumed AS (DELETE FROM dispatch_outbox WHERE id = %(outbox_id)s"  # noqa: S608
     " AND EXISTS (SELECT 1 FROM moved)),"
@@ -93,12 +96,15 @@ _IF_MOVED = (
     " %(output)s::jsonb, %(started_at)s::timestamptz, %(now)s::timestamptz,"
     " %(duration_ms)s::bigint FROM moved)"
 )
+# Returns the next ticket's id and the row's new xmin (the next step's snapshot).
 _CAS_CONTINUE = PreparedStatement(
     "iw_cas_continue",
-    f"WITH moved AS ({_CONTINUE_SET}{_UNCHANGED}), {_IF_MOVED}"  # noqa: S608
-    " INSERT INTO dispatch_outbox (organization_id, execution_id, task_name, payload, available_at)"
+    f"WITH moved AS ({_CONTINUE_SET}{_UNCHANGED}), {_IF_MOVED},"  # noqa: S608
+    " ticket AS (INSERT INTO dispatch_outbox"
+    " (organization_id, execution_id, task_name, payload, available_at)"
     " SELECT organization_id, id, %(task_name)s::text, %(ticket)s::jsonb,"
-    " %(available_at)s::timestamptz FROM moved RETURNING id",
+    " %(available_at)s::timestamptz FROM moved RETURNING id)"
+    " SELECT ticket.id, moved.xmin FROM ticket, moved",
 )
 _CAS_FINISH = PreparedStatement(
     "iw_cas_finish",
@@ -204,6 +210,21 @@ def _continue(
     row = execute_prepared(connection, statements, params).first()
     if row is None:
         _lost_compare_and_set(params)
+    if params["optimistic"]:
+        # The row as this write left it rides in the published message (not in the
+        # stored ticket), so the next step need not read it (tasks.locking.snapshot).
+        moved = replace(
+            execution,
+            status=str(ExecutionStatus.RUNNING),
+            result=params["result"],
+            current_step_id=step.id,
+            version=execution.version + 1,
+            deadline_at=deadline_at,
+            row_xmin=row[1],
+        )
+        carried = snapshot(moved, params["context"])
+        if carried is not None:
+            payload = {**payload, "snapshot": carried}
     applied.tickets.append(
         DispatchOutbox(
             id=row[0],

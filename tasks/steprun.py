@@ -55,7 +55,7 @@ from tasks.budget import enter_running, is_past_deadline
 from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate
 from tasks.fastpath import StaleRead, try_fast_write
 from tasks.foreach import ItemResult, apply_item, is_item, item_index, run_item, start_foreach
-from tasks.locking import AttemptState, LockedExecution, lock_execution
+from tasks.locking import AttemptState, LockedExecution, from_snapshot, lock_execution
 from tasks.stepping import StepAttempt, needs_effects, prepare_context, run_attempt
 from tasks.transition import (
     Applied,
@@ -85,6 +85,7 @@ class StepMessage:
     limit_seconds: float
     sent_at: float | None = None
     only_sets_context: bool = True
+    snapshot: dict[str, Any] | None = None
 
     @classmethod
     def parse(cls, kwargs: dict[str, Any]) -> StepMessage:
@@ -98,6 +99,7 @@ class StepMessage:
             limit_seconds=float(kwargs.get("limit_seconds", 300)),
             sent_at=kwargs.get("sent_at"),
             only_sets_context=bool(kwargs.get("only_sets_context", True)),
+            snapshot=kwargs.get("snapshot"),
         )
 
     @property
@@ -218,7 +220,7 @@ def _run_optimistic(rt: runtime.Runtime, message: StepMessage) -> str | None:
     if not message.only_sets_context or message.branch_key or message.attempt > 1:
         return None  # it could not end in a fast write: not worth a read
     with rt.autocommit_engine.connect() as connection:
-        read = lock_execution(connection, **message.attempt_key, lock=False)
+        read = _carried(message) or lock_execution(connection, **message.attempt_key, lock=False)
         if read is None or read[1] is not None:  # gone, or a retry, re-run or duplicate
             return None
         execution, now = read[0], datetime.now(UTC)
@@ -239,6 +241,21 @@ def _run_optimistic(rt: runtime.Runtime, message: StepMessage) -> str | None:
     _publish(rt, applied.tickets)
     record_metrics(applied)
     return applied.label
+
+
+def _carried(message: StepMessage) -> tuple[LockedExecution, None] | None:
+    """The execution as the previous step's write left it, from the message: no read.
+    (The write's compare-and-set rejects it if the row changed since; and a step-run
+    row of this attempt, which the read would have found, makes the write's INSERT
+    conflict: either way the locked path takes over.)"""
+    if message.snapshot is None:
+        return None
+    try:
+        execution = from_snapshot(message.execution_id, message.snapshot)
+    except (KeyError, TypeError, ValueError) as exc:  # not what this version writes: read
+        log.warning("step_snapshot_unreadable", error=repr(exc), ticket=message.outbox_id)
+        return None
+    return None if execution is None else (execution, None)
 
 
 def _may_run_optimistically(

@@ -7,7 +7,9 @@ is run again under the lock: never applied twice, never lost.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -225,3 +227,91 @@ def test_a_step_that_writes_records_runs_once(admin: Any, rt: Any, during_first_
     assert execution(admin, execution_id)["status"] == "completed"
     records = admin.get(f"{API}/records", query_string={"entity": "note"}).json
     assert [record["entity_id"] for record in records["records"]] == ["n-1"]
+
+
+@pytest.fixture
+def published(rt: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The tickets the steps publish, as the broker gets them (the stored ones carry no
+    snapshot: tests.integration.engine.test_delivery_guarantees.tickets_of)."""
+    sent: list[Any] = []
+    real = rt.publisher.publish
+
+    def publish(tickets: Any) -> int:
+        items = list(tickets)
+        sent.extend(items)
+        return int(real(items))
+
+    monkeypatch.setattr(rt.publisher, "publish", publish)
+    return sent
+
+
+def run_first_step(admin: Any, rt: Any, published: list[Any]) -> tuple[str, Any]:
+    """Run step `a` and return the published ticket of step `b`, with its snapshot."""
+    execution_id, ticket = start(admin, rt)
+    assert run_ticket(rt, ticket) == "completed"
+    [next_ticket] = published
+    assert next_ticket.step_id == "b"
+    assert next_ticket.snapshot is not None
+    [stored] = tickets_of(rt, execution_id)
+    assert stored.snapshot is None  # only the message carries it
+    return execution_id, next_ticket
+
+
+def test_the_next_step_runs_on_the_row_its_message_carries_without_reading_it(
+    admin: Any, rt: Any, published: list[Any], statements: list[str]
+) -> None:
+    execution_id, next_ticket = run_first_step(admin, rt, published)
+    carried = next_ticket.snapshot
+    assert carried["current_step_id"] == "b"
+    assert carried["version"] == version_of(rt, execution_id)
+    assert json.loads(carried["context"])["x"] == 1
+    statements.clear()
+    assert run_ticket(rt, next_ticket) == "completed"
+    # One statement: the compare-and-set write; no read of the row first.
+    assert len(statements) == 1
+    assert statements[0].startswith("EXECUTE iw_cas_finish(")
+    done = execution(admin, execution_id)
+    assert (done["status"], done["result"]) == ("completed", "allowed")
+    assert done["context"]["x"] == 1
+    assert count_step_runs(rt, execution_id) == 2
+
+
+def test_a_carried_row_that_changed_since_sends_the_step_to_the_locked_path(
+    admin: Any, rt: Any, published: list[Any], statements: list[str]
+) -> None:
+    execution_id, next_ticket = run_first_step(admin, rt, published)
+    with rt.db_engine.begin() as connection:  # a write that does not bump `version`
+        connection.execute(
+            text("UPDATE executions SET heartbeat_at = now() WHERE id = :id"),
+            {"id": execution_id},
+        )
+    statements.clear()
+    assert run_ticket(rt, next_ticket) == "completed"
+    assert "EXECUTE iw_lock_step(" in " ".join(statements)
+    done = execution(admin, execution_id)
+    assert (done["status"], done["result"]) == ("completed", "allowed")
+    assert count_step_runs(rt, execution_id) == 2
+
+
+def test_a_carried_row_whose_definition_the_process_does_not_know_is_read(
+    admin: Any, rt: Any, published: list[Any], statements: list[str]
+) -> None:
+    execution_id, next_ticket = run_first_step(admin, rt, published)
+    unknown = replace(next_ticket, snapshot={**next_ticket.snapshot, "definition": "0" * 32})
+    statements.clear()
+    assert run_ticket(rt, unknown) == "completed"
+    sent = " ".join(statements)
+    assert "EXECUTE iw_read_step(" in sent
+    assert "EXECUTE iw_lock_step(" not in sent
+    assert execution(admin, execution_id)["status"] == "completed"
+
+
+def test_a_duplicate_delivery_of_a_carried_step_changes_nothing(
+    admin: Any, rt: Any, published: list[Any]
+) -> None:
+    execution_id, next_ticket = run_first_step(admin, rt, published)
+    assert run_ticket(rt, next_ticket) == "completed"
+    version = version_of(rt, execution_id)
+    assert run_ticket(rt, next_ticket) == "duplicate"
+    assert version_of(rt, execution_id) == version
+    assert count_step_runs(rt, execution_id) == 2
