@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIModule
 from sqlalchemy.exc import DBAPIError
 
-# (statement, seconds, error or None); called after every driver-level statement.
-StatementObserver = Callable[[str, float, BaseException | None], None]
+# (statement, seconds, error or None); called after every driver-level statement. The
+# error is SQLAlchemy's: `.orig` is the driver's, `.connection_invalidated` a disconnect.
+StatementObserver = Callable[[str, float, DBAPIError | None], None]
 
 _observers: WeakKeyDictionary[Engine, list[StatementObserver]] = WeakKeyDictionary()
 
@@ -89,9 +90,10 @@ def run_driver_sql(connection: Connection, sql: str, params: Mapping[str, Any]) 
         rows = cursor.fetchall() if cursor.description is not None else []
         rowcount = cursor.rowcount
     except connection.dialect.loaded_dbapi.Error as exc:
+        error = _translated(connection, cursor, sql, params, exc)
         for observer in observers:
-            observer(sql, time.perf_counter() - started, exc)
-        raise _translated(connection, cursor, sql, params, exc) from exc
+            observer(sql, time.perf_counter() - started, error)
+        raise error from exc
     finally:
         if cursor is not None:
             cursor.close()  # psycopg2: no round trip, and no error on a lost connection
@@ -106,7 +108,7 @@ def _translated(
     sql: str,
     params: Mapping[str, Any],
     exc: DBAPIModule.Error,
-) -> BaseException:
+) -> DBAPIError:
     """SQLAlchemy's exception for the driver's, after what SQLAlchemy does on a lost
     connection."""
     dialect = connection.dialect
@@ -115,11 +117,15 @@ def _translated(
         connection.invalidate(exc)
         # The server closed every connection of the pool, not only this one.
         connection.engine.dispose()
-    return DBAPIError.instance(
-        sql,
-        dict(params),
-        exc,
-        dialect.loaded_dbapi.Error,
-        connection_invalidated=disconnect,
-        dialect=dialect,
+    # For a DBAPI error (what run_driver_sql catches) this is always a DBAPIError.
+    return cast(
+        DBAPIError,
+        DBAPIError.instance(
+            sql,
+            dict(params),
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=disconnect,
+            dialect=dialect,
+        ),
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
 
 from models import driver
 from monitoring import metrics
@@ -84,15 +85,13 @@ def instrument_db_engine(db_engine: Engine, known_tables: frozenset[str] = froze
         if context.is_disconnect:
             metrics.record_db_connection_failure("postgres")
 
-    def _driver_statement(statement: str, seconds: float, error: BaseException | None) -> None:
+    def _driver_statement(statement: str, seconds: float, error: DBAPIError | None) -> None:
         query_type, table = classify(statement)
         if error is None:
             metrics.record_db_query(query_type, table, seconds)
             return
-        metrics.record_db_query_error(query_type, type(error).__name__)
-        if isinstance(error, db_engine.dialect.loaded_dbapi.Error) and (
-            db_engine.dialect.is_disconnect(error, None, None)
-        ):
+        metrics.record_db_query_error(query_type, type(error.orig).__name__)
+        if error.connection_invalidated:
             metrics.record_db_connection_failure("postgres")
 
     # Statements sent on the driver's cursor (models.driver) fire no cursor events.

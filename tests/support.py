@@ -148,7 +148,7 @@ def recorded_statements(*engines: Engine) -> Iterator[list[str]]:
     def from_sqlalchemy(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         sent.append(statement)
 
-    def from_driver(statement: str, seconds: float, error: BaseException | None) -> None:
+    def from_driver(statement: str, seconds: float, error: Exception | None) -> None:
         sent.append(statement)
 
     for db_engine in engines:

@@ -31,12 +31,26 @@ from tests.integration.engine.test_delivery_guarantees import (
 from tests.support import recorded_statements, unique
 
 
-def start(admin: Any, rt: Any) -> tuple[str, Any]:
+def start(admin: Any, rt: Any, first_items: list[dict[str, Any]] | None = None) -> tuple[str, Any]:
+    """An execution of set_then_allow (its first step's execute items replaced by
+    `first_items`, if given) and the ticket of its first step."""
     event_type = f"opt.{unique('e')}"
-    create_workflow(admin, set_then_allow(event_type))
+    workflow = set_then_allow(event_type)
+    if first_items is not None:
+        workflow["definition"]["steps"][0]["execute"] = first_items
+    create_workflow(admin, workflow)
     [execution_id] = send_event(admin, event_type, {})["execution_ids"]
     [ticket] = tickets_of(rt, execution_id)
     return execution_id, ticket
+
+
+def touch_heartbeat(rt: Any, execution_id: str) -> None:
+    """A write to the execution row that does not bump `version` (its xmin changes)."""
+    with rt.db_engine.begin() as connection:
+        connection.execute(
+            text("UPDATE executions SET heartbeat_at = now() WHERE id = :id"),
+            {"id": execution_id},
+        )
 
 
 @pytest.fixture
@@ -99,14 +113,7 @@ def test_any_write_to_the_row_meanwhile_sends_the_step_to_the_locked_path(
     execution_id, ticket = start(admin, rt)
     before = version_of(rt, execution_id)
 
-    def touch_without_version() -> None:  # a write that does not bump `version`
-        with rt.db_engine.begin() as connection:
-            connection.execute(
-                text("UPDATE executions SET heartbeat_at = now() WHERE id = :id"),
-                {"id": execution_id},
-            )
-
-    runs = during_first_work(touch_without_version)
+    runs = during_first_work(lambda: touch_heartbeat(rt, execution_id))
     assert run_ticket(rt, ticket) == "completed"
     assert len(runs) == 2  # the optimistic run's write was refused, the locked run applied
     assert version_of(rt, execution_id) == before + 1
@@ -180,12 +187,7 @@ def test_a_log_step_logs_its_message_once(
                 logged.append(fields["message"])
 
     monkeypatch.setattr(tasks.ports, "log", Recorder())
-    event_type = f"opt.{unique('e')}"
-    workflow = set_then_allow(event_type)
-    workflow["definition"]["steps"][0]["execute"] = [{"type": "log", "message": "hello once"}]
-    create_workflow(admin, workflow)
-    [execution_id] = send_event(admin, event_type, {})["execution_ids"]
-    [ticket] = tickets_of(rt, execution_id)
+    _, ticket = start(admin, rt, [{"type": "log", "message": "hello once"}])
 
     assert run_ticket(rt, ticket) == "completed"
     assert logged == ["hello once"]
@@ -195,12 +197,7 @@ def test_a_step_that_cannot_end_fast_is_not_read_first(
     admin: Any, rt: Any, statements: list[str]
 ) -> None:
     """Its ticket says so (tasks.dispatch.ticket_payload): straight to the locked path."""
-    event_type = f"opt.{unique('e')}"
-    workflow = set_then_allow(event_type)
-    workflow["definition"]["steps"][0]["execute"] = [{"type": "log", "message": "m"}]
-    create_workflow(admin, workflow)
-    [execution_id] = send_event(admin, event_type, {})["execution_ids"]
-    [ticket] = tickets_of(rt, execution_id)
+    _, ticket = start(admin, rt, [{"type": "log", "message": "m"}])
     statements.clear()
 
     assert run_ticket(rt, ticket) == "completed"
@@ -211,14 +208,8 @@ def test_a_step_that_cannot_end_fast_is_not_read_first(
 def test_a_step_that_writes_records_runs_once(admin: Any, rt: Any, during_first_work: Any) -> None:
     """Record writes go through the general path: the step is not run optimistically
     first (it would run twice)."""
-    event_type = f"opt.{unique('e')}"
-    workflow = set_then_allow(event_type)
-    workflow["definition"]["steps"][0]["execute"] = [
-        {"type": "create_record", "entity": "note", "entity_id": "n-1", "data": {"x": 1}}
-    ]
-    create_workflow(admin, workflow)
-    [execution_id] = send_event(admin, event_type, {})["execution_ids"]
-    [ticket] = tickets_of(rt, execution_id)
+    record = {"type": "create_record", "entity": "note", "entity_id": "n-1", "data": {"x": 1}}
+    execution_id, ticket = start(admin, rt, [record])
     runs = during_first_work(lambda: None)
 
     assert run_ticket(rt, ticket) == "completed"
@@ -280,11 +271,7 @@ def test_a_carried_row_that_changed_since_sends_the_step_to_the_locked_path(
     admin: Any, rt: Any, published: list[Any], statements: list[str]
 ) -> None:
     execution_id, next_ticket = run_first_step(admin, rt, published)
-    with rt.db_engine.begin() as connection:  # a write that does not bump `version`
-        connection.execute(
-            text("UPDATE executions SET heartbeat_at = now() WHERE id = :id"),
-            {"id": execution_id},
-        )
+    touch_heartbeat(rt, execution_id)
     statements.clear()
     assert run_ticket(rt, next_ticket) == "completed"
     assert "EXECUTE iw_lock_step(" in " ".join(statements)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from models import driver
@@ -86,7 +86,7 @@ def test_a_driver_error_is_sqlalchemys_and_the_observers_see_it(
     (first, ok_seconds, no_error), (second, _, error) = observed
     assert (first, second) == (insert, insert)
     assert no_error is None and ok_seconds > 0
-    assert error is raised.value.orig
+    assert error is raised.value  # SQLAlchemy's, as raised; `.orig` is the driver's
 
 
 def test_a_lost_connection_is_invalidated_with_its_pool(database_url: str) -> None:
@@ -116,3 +116,40 @@ def test_a_lost_connection_is_invalidated_with_its_pool(database_url: str) -> No
     finally:
         db_engine.dispose()
         outsider.dispose()
+
+
+def test_driver_statements_feed_the_database_metrics(database_url: str) -> None:
+    from prometheus_client import REGISTRY
+
+    from tasks.instrumentation import instrument_db_engine
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    db_engine = make_db_engine(database_url, pool_size=1, autocommit=True, ping_when_suspect=False)
+    instrument_db_engine(db_engine)
+    outsider = create_engine(database_url, poolclass=NullPool)
+    queries = sample("db_query_duration_seconds_count", query_type="select", table="executions")
+    errors = sample("db_query_errors_total", query_type="select", error_type="DivisionByZero")
+    lost = sample("db_connections_failed_total", database="postgres")
+    try:
+        with db_engine.connect() as connection:
+            run_driver_sql(connection, "SELECT 1 FROM executions LIMIT 1", {})
+            with pytest.raises(DBAPIError):
+                run_driver_sql(connection, "SELECT 1 / 0 FROM executions", {})
+            [(pid,)] = run_driver_sql(connection, "SELECT pg_backend_pid()", {}).all()
+            with outsider.connect() as killer:
+                killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(OperationalError):
+                run_driver_sql(connection, "SELECT 1", {})
+    finally:
+        db_engine.dispose()
+        outsider.dispose()
+    assert sample("db_query_duration_seconds_count", query_type="select", table="executions") == (
+        queries + 1
+    )
+    # Labelled with the driver's error class, as for statements SQLAlchemy runs.
+    assert sample("db_query_errors_total", query_type="select", error_type="DivisionByZero") == (
+        errors + 1
+    )
+    assert sample("db_connections_failed_total", database="postgres") == lost + 1
