@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support import redis_db_url
+
 SERVER_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_db_url(13))
 
 
 @pytest.fixture(scope="session")

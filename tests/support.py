@@ -3,6 +3,7 @@ and recording the SQL an engine sends."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,14 @@ from sqlalchemy import Engine, event
 from models import driver
 
 API = "/api/v1"
+# The Redis server the tests use; a run beside another one (a second work tree) points
+# this at a redis-server of its own, since each suite owns fixed DB numbers on it.
+TEST_REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
+
+
+def redis_db_url(db: int) -> str:
+    """The URL of Redis DB `db` on the tests' Redis server."""
+    return f"{TEST_REDIS_SERVER}/{db}"
 
 
 @dataclass

@@ -25,10 +25,11 @@ from sqlalchemy.engine import Engine
 
 from tests.e2e.stack import ROOT, Stack
 from tests.integration.engine.sinks import HttpSink, SmtpSink
+from tests.support import redis_db_url
 
 # Not the integration suite's broker DB (12): a worker of this stack would consume
 # the messages those tests look for.
-BROKER_URL = "redis://127.0.0.1:6379/6"
+BROKER_URL = redis_db_url(6)
 API = "/api/v1"
 EXAMPLES_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "examples" / "original"
 FINAL = {"completed", "failed", "cancelled"}

@@ -34,10 +34,11 @@ from monitoring.metrics import CATALOGUE
 from tests.e2e.stack import ROOT, Stack, free_port, wait_until
 from tests.integration.ai.wire import ProviderServer, anthropic_message
 from tests.integration.engine.sinks import HttpSink, SmtpSink
+from tests.support import redis_db_url
 
 pytestmark = pytest.mark.e2e
 
-BROKER_URL = "redis://127.0.0.1:6379/11"
+BROKER_URL = redis_db_url(11)
 API = "/api/v1"
 SCRAPE_INTERVAL = "1s"
 # Dashboards use Grafana's interval variables; a fixed window answers the same question here.

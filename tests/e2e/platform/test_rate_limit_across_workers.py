@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.stack import Stack
+from tests.support import redis_db_url
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +21,7 @@ def limited_api(database_url: str, redis_url: str, tmp_path_factory: Any) -> Ite
     stack = Stack(
         database_url=database_url,
         redis_url=redis_url,
-        broker_url="redis://127.0.0.1:6379/10",
+        broker_url=redis_db_url(10),
         workdir=tmp_path_factory.mktemp("ratelimit"),
         api_workers=2,
         extra_env={"RATE_LIMIT_DEFAULT": f"{LIMIT}/minute", "LOG_LEVEL": "WARNING"},

@@ -29,10 +29,11 @@ import pytest
 import redis
 
 from tests.e2e.stack import ROOT, Stack
+from tests.support import redis_db_url
 
 pytestmark = pytest.mark.e2e
 
-BROKER_URL = os.environ.get("TEST_WEB_BROKER_URL", "redis://127.0.0.1:6379/10")
+BROKER_URL = os.environ.get("TEST_WEB_BROKER_URL", redis_db_url(10))
 WEB = ROOT / "web"
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

@@ -22,9 +22,10 @@ import pytest
 import redis
 
 from tests.e2e.stack import Stack, free_port
+from tests.support import redis_db_url
 
 # A broker DB of its own: the worker here must not take tickets other suites publish.
-BROKER_URL = os.environ.get("TEST_CLI_BROKER_URL", "redis://127.0.0.1:6379/9")
+BROKER_URL = os.environ.get("TEST_CLI_BROKER_URL", redis_db_url(9))
 IWCTL = str(Path(sys.executable).parent / "iwctl")
 API = "/api/v1"
 PASSWORD = "correct-horse-9"

@@ -17,9 +17,9 @@ import redis
 from sqlalchemy import select, text
 
 from tests.integration.engine.sinks import HttpSink, SmtpSink
-from tests.support import Caller, register, unique
+from tests.support import Caller, redis_db_url, register, unique
 
-BROKER_URL = "redis://127.0.0.1:6379/12"
+BROKER_URL = redis_db_url(12)
 API = "/api/v1"
 
 
