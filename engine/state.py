@@ -79,8 +79,9 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
     _E.RUNNING: frozenset({_E.WAITING, _E.PAUSED, _E.COMPLETED, _E.FAILED, _E.CANCELLED}),
     # An approval decision or a wait timeout can finish the execution directly.
     _E.WAITING: frozenset({_E.RUNNING, _E.PAUSED, _E.COMPLETED, _E.FAILED, _E.CANCELLED}),
-    # Resume returns to whatever the execution was doing before the pause.
-    _E.PAUSED: frozenset({_E.RUNNING, _E.WAITING, _E.PENDING, _E.CANCELLED, _E.FAILED}),
+    # Resume returns to whatever the execution was doing before the pause; the step
+    # in flight when it was paused may still end the flow (completed or failed).
+    _E.PAUSED: frozenset({_E.RUNNING, _E.WAITING, _E.CANCELLED, _E.COMPLETED, _E.FAILED}),
     _E.COMPLETED: frozenset(),
     # POST /executions/{id}/retry re-runs a failed execution from its failed step.
     _E.FAILED: frozenset({_E.PENDING, _E.RUNNING}),

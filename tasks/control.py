@@ -1,7 +1,8 @@
 """Operator control of executions: pause, resume, cancel, retry (part of the dispatch interface).
 
 Each runs in the caller's transaction on the execution row locked FOR UPDATE,
-bumps its compare-and-set `version` (so an in-flight step's transition sees
+writes what engine.lifecycle decides (the transition table allows it; the
+compare-and-set `version` is bumped, so an in-flight step's transition sees
 the change), and returns the tickets to publish after commit. Repeating an
 operation that already took effect changes nothing; an operation that makes
 no sense for the current status raises TransitionError (HTTP 409).
@@ -11,25 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from engine import lifecycle
 from engine.definition import Definition
-from engine.state import FINISHED_STATES, ErrorType, ExecutionStatus
+from engine.lifecycle import TransitionError
 from models.execution import Approval, DispatchOutbox, Execution, StepRun, Wait
 from monitoring import metrics
-from tasks.budget import enter_running, leave_running
 from tasks.foreach import reticket_unfinished
-from tasks.transition import ticket_step
+from tasks.transition import ticket_step, write_changes
 
-S = ExecutionStatus
-PAUSABLE = frozenset({S.PENDING, S.RUNNING, S.WAITING})
-
-
-class TransitionError(Exception):
-    """The operation does not apply to the execution's current status."""
+__all__ = ["ControlResult", "TransitionError", "cancel", "pause", "resume", "retry"]
 
 
 @dataclass
@@ -43,52 +39,31 @@ class ControlResult:
 
 
 def pause(session: Session, execution: Execution, now: datetime) -> ControlResult:
-    previous = execution.status
-    if previous == S.PAUSED:
-        return ControlResult(execution, False, previous)
-    if previous not in PAUSABLE:
-        raise TransitionError(f"cannot pause a {previous} execution")
-    if previous in (S.PENDING, S.RUNNING):
-        leave_running(execution, now)
     # The running step still finishes and records its result; the next step is
     # not dispatched while paused (the step task checks the status).
-    execution.status = str(S.PAUSED)
-    execution.version += 1
-    return ControlResult(execution, True, previous)
+    previous = execution.status
+    changes = lifecycle.pause(execution, now, _timeout(execution))
+    write_changes(execution, changes)
+    return ControlResult(execution, changes is not None, previous)
 
 
 def resume(session: Session, execution: Execution, now: datetime) -> ControlResult:
     previous = execution.status
-    if previous in PAUSABLE:
-        return ControlResult(execution, False, previous)
-    if previous != S.PAUSED:
-        raise TransitionError(f"cannot resume a {previous} execution")
-    execution.version += 1
-    if execution.current_step_id is None or _is_waiting(session, execution):
-        # Paused while waiting for an approval or an event: go back to waiting.
-        execution.status = str(S.WAITING)
-        return ControlResult(execution, True, previous)
-    execution.status = str(S.RUNNING)
-    enter_running(execution, now)
-    tickets = _ticket_current_step(session, execution, now)
-    return ControlResult(execution, True, previous, tickets)
+    waiting = execution.status == lifecycle.S.PAUSED and _is_waiting(session, execution)
+    changes = lifecycle.resume(execution, now, _timeout(execution), waiting=waiting)
+    write_changes(execution, changes)
+    if changes is None or execution.status != lifecycle.S.RUNNING:
+        return ControlResult(execution, changes is not None, previous)
+    return ControlResult(execution, True, previous, _ticket_current_step(session, execution, now))
 
 
 def cancel(session: Session, execution: Execution, now: datetime, reason: str) -> ControlResult:
+    """Cancel, closing what the execution holds: its open waits and approvals, its tickets."""
     previous = execution.status
-    if previous == S.CANCELLED:
+    changes = lifecycle.cancel(execution, now, _timeout(execution), reason)
+    if changes is None:
         return ControlResult(execution, False, previous)
-    if previous in FINISHED_STATES:
-        raise TransitionError(f"cannot cancel a {previous} execution")
-    if previous in (S.PENDING, S.RUNNING):
-        leave_running(execution, now)
-    execution.status = str(S.CANCELLED)
-    execution.error_type = str(ErrorType.CANCELLED)
-    execution.error_message = reason
-    execution.completed_at = now
-    execution.duration_ms = _duration_ms(execution, now)
-    execution.deadline_at = None
-    execution.version += 1
+    write_changes(execution, changes)
     _close_open_waits(session, execution, now, reason)
     session.execute(delete(DispatchOutbox).where(DispatchOutbox.execution_id == execution.id))
     slug, trigger = execution.workflow_id, execution.trigger_type
@@ -101,27 +76,15 @@ def cancel(session: Session, execution: Execution, now: datetime, reason: str) -
 
 def retry(session: Session, execution: Execution, now: datetime) -> ControlResult:
     previous = execution.status
-    if previous in (S.PENDING, S.RUNNING) and execution.attempt_group > 1:
+    changes = lifecycle.retry(execution, now, _timeout(execution))
+    if changes is None:
         return ControlResult(execution, False, previous)  # already retried
-    if previous != S.FAILED:
-        raise TransitionError(f"only a failed execution can be retried (this one is {previous})")
-    if execution.current_step_id is None:
-        raise TransitionError("the execution has no step to retry from")
-    definition = Definition.from_dict(execution.definition)
-    # A new attempt group: a new idempotency key for every effect of the re-run.
-    execution.attempt_group += 1
-    execution.status = str(S.RUNNING)
-    execution.result = None
-    execution.error_type = None
-    execution.error_message = None
-    execution.completed_at = None
-    execution.duration_ms = None
-    execution.running_seconds = 0.0
-    execution.deadline_at = None
-    enter_running(execution, now, timeout=definition.timeout)
-    execution.version += 1
-    tickets = _ticket_current_step(session, execution, now)
-    return ControlResult(execution, True, previous, tickets)
+    write_changes(execution, changes)
+    return ControlResult(execution, True, previous, _ticket_current_step(session, execution, now))
+
+
+def _timeout(execution: Execution) -> timedelta:
+    return Definition.from_dict(execution.definition).timeout
 
 
 def _ticket_current_step(
@@ -153,7 +116,6 @@ def _ticket_current_step(
             attempt, due_at = latest.attempt, latest.due_at
         else:
             attempt = latest.attempt + 1
-    execution.heartbeat_at = now
     due_at = due_at if due_at is not None and due_at > now else None
     return [ticket_step(session, execution, step, now, attempt=attempt, due_at=due_at)]
 
@@ -189,9 +151,3 @@ def _close_open_waits(session: Session, execution: Execution, now: datetime, rea
         .where(Approval.execution_id == execution.id, Approval.status == "pending")
         .values(status="cancelled", decided_at=now, decision_reason=reason)
     )
-
-
-def _duration_ms(execution: Execution, now: datetime) -> int | None:
-    if execution.started_at is None:
-        return None
-    return int((now - execution.started_at).total_seconds() * 1000)

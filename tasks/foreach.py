@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import lifecycle
 from engine.context import deep_merge
 from engine.definition import Step
 from engine.errors import StepError
@@ -38,6 +39,7 @@ from tasks.transition import (
     schedule_retry,
     step_metric,
     ticket_step,
+    write_changes,
 )
 
 
@@ -77,8 +79,7 @@ def start_foreach(
     run.output = {"dispatched": first}
     execution = attempt.execution
     execution.context = deep_merge(attempt.context, attempt.extra_updates)
-    execution.version += 1
-    execution.heartbeat_at = now
+    write_changes(execution, lifecycle.touch(execution, now))
     applied = Applied("fanned_out")
     if not overlays:
         return _join(session, attempt, run, [], now=now, applied=applied)
@@ -162,7 +163,7 @@ def _after_item(session: Session, attempt: StepAttempt, now: datetime, applied: 
         return applied  # joined already
     overlays = (parent.input or {}).get("items") or []
     dispatched = int((parent.output or {}).get("dispatched", 0))
-    execution.heartbeat_at = now
+    write_changes(execution, lifecycle.touch(execution, now))
     if dispatched < len(overlays) and execution.status != "paused":
         applied.tickets.append(
             ticket_step(session, execution, step, now, branch_key=item_key(step.id, dispatched))

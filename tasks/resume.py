@@ -17,16 +17,16 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import lifecycle
 from engine.condition import evaluate
 from engine.context import approval_context, deep_merge, merge_event
 from engine.definition import Definition
 from engine.machine import decide_after_approval, decide_after_wait
 from engine.state import ApprovalStatus, ExecutionStatus
 from models.execution import Approval, Event, Execution, Wait
-from tasks.budget import enter_running
 from tasks.prepared import PreparedStatement, execute_prepared
 from tasks.stepping import StepAttempt
-from tasks.transition import Applied, apply_decision, current_result
+from tasks.transition import Applied, apply_decision, current_result, write_changes
 
 # Run for every event (most wake nothing): prepared once per connection. One event
 # wakes at most 1000 waits in its transaction.
@@ -94,9 +94,7 @@ def _resume(session: Session, wait: Wait, event: Event, now: datetime) -> Applie
     execution.context = merge_event(
         execution.context, event.event_type, event.payload, step_id=step.id
     )
-    if execution.status == ExecutionStatus.WAITING:
-        execution.status = str(ExecutionStatus.RUNNING)
-        enter_running(execution, now, definition.timeout)
+    write_changes(execution, lifecycle.wake(execution, now, definition.timeout))
     attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
     decision = decide_after_wait(definition, step, False, current_result(execution))
     return apply_decision(session, attempt, decision, now, Applied("resumed"))
@@ -135,9 +133,7 @@ def resume_after_approval(
         step.id, status=status.value, approver=approver, reason=reason, decided_at=now
     )
     execution.context = deep_merge(execution.context, update)
-    if execution.status == ExecutionStatus.WAITING:
-        execution.status = str(ExecutionStatus.RUNNING)
-        enter_running(execution, now, definition.timeout)
+    write_changes(execution, lifecycle.wake(execution, now, definition.timeout))
     attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
     decision = decide_after_approval(definition, step, status, current_result(execution))
     return apply_decision(session, attempt, decision, now, Applied("approval_" + status.value))

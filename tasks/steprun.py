@@ -43,6 +43,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import lifecycle
 from engine.definition import Definition, Step
 from engine.errors import StepError
 from engine.outcome import BranchOutcome, StepOutcome
@@ -51,7 +52,6 @@ from models.db import UnitOfWork
 from models.execution import DispatchOutbox, Execution, StepRun
 from monitoring import metrics
 from tasks import runtime
-from tasks.budget import enter_running, is_past_deadline
 from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate
 from tasks.fastpath import StaleRead, try_fast_write
 from tasks.foreach import ItemResult, apply_item, is_item, item_index, run_item, start_foreach
@@ -65,6 +65,7 @@ from tasks.transition import (
     fan_out,
     parent_step_id,
     record_metrics,
+    write_changes,
 )
 
 log = structlog.get_logger(__name__)
@@ -207,10 +208,7 @@ def _is_early(run: StepRun | AttemptState | None, now: datetime) -> bool:
 
 
 def _start_running(execution: Execution, definition: Definition, now: datetime) -> None:
-    if execution.status == ExecutionStatus.PENDING:
-        execution.status = str(ExecutionStatus.RUNNING)
-        execution.version += 1
-    enter_running(execution, now, definition.timeout)
+    write_changes(execution, lifecycle.start_step(execution, now, definition.timeout))
 
 
 # --- optimistic path ----------------------------------------------------------------------
@@ -402,9 +400,9 @@ def _run_general(tx: _Locked, definition: Definition, step: Step) -> Applied:
         now=tx.now,
         settings=tx.rt.settings,
     )
-    if is_past_deadline(execution, tx.now):
+    if lifecycle.is_past_deadline(execution, tx.now):
         _consume_ticket(tx.session, tx.message.outbox_id)
-        return fail_execution(tx.session, execution, tx.now, definition)
+        return fail_execution(execution, tx.now, definition)
     result = _work(tx.rt, tx.session, attempt, deadline=None, allow_effects=False)
     return _record_general(tx, attempt, result)
 
@@ -531,8 +529,8 @@ def _claim(rt: runtime.Runtime, session: Session, message: StepMessage) -> StepA
         session.rollback()
         return "early"
     definition = Definition.from_dict(execution.definition)
-    if is_past_deadline(execution, now):
-        applied = fail_execution(session, execution, now, definition)
+    if lifecycle.is_past_deadline(execution, now):
+        applied = fail_execution(execution, now, definition)
         session.delete(ticket)
         session.commit()
         record_metrics(applied)

@@ -18,6 +18,7 @@ from celery import shared_task
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
+from engine import lifecycle
 from engine.definition import Definition
 from engine.state import ExecutionStatus, StepRunStatus
 from models.execution import DispatchOutbox, Execution, StepRun
@@ -25,7 +26,7 @@ from monitoring import metrics
 from tasks import runtime
 from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, SWEEP_STUCK, Ticket, is_immediate, step_limit
 from tasks.foreach import reticket_unfinished
-from tasks.transition import fail_execution, record_metrics, ticket_step
+from tasks.transition import fail_execution, record_metrics, ticket_step, write_changes
 
 BATCH_SIZE = 200
 WORKER_TYPE = "stuck_sweeper"
@@ -47,7 +48,7 @@ def fail_overdue(rt: runtime.Runtime, now: datetime) -> int:
         ).all()
         for execution in overdue:
             applied_all.append(
-                fail_execution(session, execution, now, Definition.from_dict(execution.definition))
+                fail_execution(execution, now, Definition.from_dict(execution.definition))
             )
             session.execute(
                 delete(DispatchOutbox).where(DispatchOutbox.execution_id == execution.id)
@@ -106,12 +107,12 @@ def _redispatch(session: Session, execution: Execution, now: datetime) -> list[D
     ).first()
     attempt = 1
     if latest is not None and latest.status == StepRunStatus.RUNNING and step.body:
-        execution.heartbeat_at = now
+        write_changes(execution, lifecycle.touch(execution, now))
         return reticket_unfinished(session, execution, step, latest, now)
     if latest is not None:
         finished = latest.status in (StepRunStatus.COMPLETED, StepRunStatus.FAILED)
         attempt = latest.attempt + 1 if finished else latest.attempt
-    execution.heartbeat_at = now
+    write_changes(execution, lifecycle.touch(execution, now))
     return [ticket_step(session, execution, step, now, attempt=attempt)]
 
 

@@ -18,6 +18,7 @@ from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import lifecycle
 from engine.definition import Definition
 from engine.machine import decide_after_wait
 from engine.state import ExecutionStatus
@@ -25,9 +26,8 @@ from models.execution import Execution, Wait
 from monitoring import metrics
 from tasks import runtime
 from tasks.approvals import publish_applied
-from tasks.budget import enter_running
 from tasks.stepping import StepAttempt
-from tasks.transition import Applied, apply_decision, current_result
+from tasks.transition import Applied, apply_decision, current_result, write_changes
 
 RESUME_DUE = "workflows.resume_due"
 BATCH_SIZE = 200
@@ -79,9 +79,7 @@ def _fire(session: Session, wait: Wait, now: datetime) -> Applied | None:
     step = definition.step(wait.step_id)
     wait.status = "timed_out" if timed_out else "resolved"
     wait.resolved_at = now
-    if execution.status == ExecutionStatus.WAITING:
-        execution.status = str(ExecutionStatus.RUNNING)
-        enter_running(execution, now, definition.timeout)
+    write_changes(execution, lifecycle.wake(execution, now, definition.timeout))
     attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
     decision = decide_after_wait(definition, step, timed_out, current_result(execution))
     label = "wait_timed_out" if timed_out else "timer_fired"

@@ -1,7 +1,8 @@
 """Recording a step's result and the execution's next state, in the caller's transaction.
 
 The caller holds the execution row FOR UPDATE and has checked that the ticket
-is current (compare-and-set); every change here bumps `execution.version`.
+is current (compare-and-set). The execution's lifecycle columns (status,
+budget, version) change only as engine.lifecycle decides (`write_changes`).
 What is to happen after the commit (tickets to publish, metrics to record)
 comes back in `Applied`, so a transaction that rolls back publishes nothing.
 """
@@ -16,8 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import lifecycle
 from engine.context import deep_merge
-from engine.definition import Step
+from engine.definition import Definition, Step
 from engine.errors import StepError
 from engine.executor import BranchOutcome, StepOutcome, join_parallel, plan_parallel
 from engine.machine import (
@@ -38,7 +40,6 @@ from engine.state import ExecutionResult, ExecutionStatus, StepRunStatus
 from models.execution import Approval, DispatchOutbox, Execution, StepRun
 from models.execution import Wait as WaitRow
 from monitoring import metrics
-from tasks.budget import leave_running
 from tasks.dispatch import new_ticket
 from tasks.stepping import StepAttempt, retry_rng
 
@@ -124,12 +125,10 @@ def apply_failure(
     return apply_decision(session, attempt, decision, now, applied)
 
 
-def fail_execution(
-    session: Session, execution: Execution, now: datetime, definition: Any
-) -> Applied:
+def fail_execution(execution: Execution, now: datetime, definition: Definition) -> Applied:
     """The workflow timeout ran out (sweeper or a late step)."""
     applied = Applied("timed_out")
-    _finish(session, execution, time_out(definition), now, applied)
+    _finish(execution, definition, time_out(definition), now, applied)
     return applied
 
 
@@ -137,33 +136,36 @@ def fail_execution(
 def apply_decision(
     session: Session, attempt: StepAttempt, decision: Decision, now: datetime, applied: Applied
 ) -> Applied:
-    execution = attempt.execution
-    execution.version += 1
-    execution.heartbeat_at = now
+    execution, definition = attempt.execution, attempt.definition
     if isinstance(decision, RetryAt):
         return schedule_retry(session, attempt, decision, now, applied)
     if isinstance(decision, Finish):
-        _finish(session, execution, decision, now, applied)
+        _finish(execution, definition, decision, now, applied)
         return applied
-    execution.result = decision.result.value if decision.result is not None else None
     if isinstance(decision, Continue):
         execution.context = deep_merge(execution.context, decision.context_updates)
-        execution.current_step_id = decision.step_id
+        write_changes(
+            execution, lifecycle.continue_to(execution, decision, now, definition.timeout)
+        )
         if execution.status != S.PAUSED:
             applied.tickets.append(
-                ticket_step(session, execution, attempt.definition.step(decision.step_id), now)
+                ticket_step(session, execution, definition.step(decision.step_id), now)
             )
         return applied
     if isinstance(decision, AwaitApproval):
         _create_approval(session, attempt, decision, now, applied)
     elif isinstance(decision, Wait):
         _create_wait(session, attempt, decision, now)
-    execution.current_step_id = decision.step_id
-    leave_running(execution, now, attempt.definition.timeout)
-    if execution.status != S.PAUSED:
-        execution.status = str(S.WAITING)
+    write_changes(execution, lifecycle.park(execution, decision, now, definition.timeout))
     applied.label = "waiting"
     return applied
+
+
+def write_changes(execution: Execution, changes: lifecycle.Changes | None) -> None:
+    """Set the columns engine.lifecycle decided on the locked row (flushed with the
+    transaction)."""
+    for column, value in (changes or {}).items():
+        setattr(execution, column, value)
 
 
 def ticket_step(
@@ -225,8 +227,7 @@ def schedule_retry(
                 due_at=decision.due,
             )
         )
-    # The sweeper must not take a backoff for a stuck step.
-    execution.heartbeat_at = max(decision.due, now)
+    write_changes(execution, lifecycle.retry_later(execution, decision.due, now))
     applied.label = "retry_scheduled"
     slug, name = execution.workflow_id, attempt.step.id
     applied.after_commit.append(lambda: metrics.record_step_retry(slug, name))
@@ -234,24 +235,13 @@ def schedule_retry(
 
 
 def _finish(
-    session: Session, execution: Execution, decision: Finish, now: datetime, applied: Applied
+    execution: Execution, definition: Definition, decision: Finish, now: datetime, applied: Applied
 ) -> None:
-    was_running = execution.deadline_at is not None
-    if was_running:
-        leave_running(execution, now)
     execution.context = deep_merge(execution.context, decision.context_updates)
-    execution.status = decision.status.value
-    execution.result = decision.result.value if decision.result is not None else None
-    execution.error_type = decision.error_type.value if decision.error_type is not None else None
-    execution.error_message = decision.message if decision.status != S.COMPLETED else None
-    execution.completed_at = now
-    started = execution.started_at or now
-    execution.duration_ms = int((now - started).total_seconds() * 1000)
-    execution.deadline_at = None
-    execution.version += 1
+    write_changes(execution, lifecycle.finish(execution, decision, now, definition.timeout))
     applied.label = decision.status.value
     slug, trigger, status = execution.workflow_id, execution.trigger_type, decision.status.value
-    error_type, seconds = execution.error_type, (now - started).total_seconds()
+    error_type, seconds = execution.error_type, (execution.duration_ms or 0) / 1000
     applied.after_commit.append(
         lambda: metrics.record_execution_finished(slug, status, trigger, seconds, error_type)
     )
@@ -313,8 +303,7 @@ def fan_out(session: Session, attempt: StepAttempt, now: datetime) -> Applied:
     applied = Applied("fanned_out")
     execution = attempt.execution
     execution.context = deep_merge(attempt.context, attempt.extra_updates)
-    execution.version += 1
-    execution.heartbeat_at = now
+    write_changes(execution, lifecycle.touch(execution, now))
     for branch in plan_parallel(attempt.step):
         applied.tickets.append(
             ticket_step(
@@ -348,7 +337,7 @@ def _maybe_join(session: Session, attempt: StepAttempt, now: datetime, applied: 
     session.flush()
     outcomes = _branch_outcomes(session, execution, parent)
     if outcomes is None:
-        execution.heartbeat_at = now
+        write_changes(execution, lifecycle.touch(execution, now))
         return applied
     join = join_parallel(parent, outcomes)
     return apply_join(session, attempt, parent, parent_run, join, now=now, applied=applied)

@@ -25,10 +25,11 @@ from api.schedules.service import sync_trigger_schedules
 from api.services import services
 from engine.definition import is_wrapped, wants_enabled
 from engine.errors import DefinitionError, Problem
-from engine.state import ACTIVE_STATES, ErrorType, ExecutionStatus
+from engine.state import ACTIVE_STATES
 from engine.validation import validate_workflow
 from models.execution import Execution
 from models.workflow import Workflow
+from tasks import control
 
 ONE_ENABLED_INDEX = "uq_workflows_one_enabled_version"
 UNIQUE_VERSION = "uq_workflows_organization_id_workflow_id_version"
@@ -202,29 +203,34 @@ def set_enabled(principal: Principal, row_id: uuid.UUID, enabled: bool) -> Workf
 
 def delete_workflow(principal: Principal, row_id: uuid.UUID, *, force: bool) -> None:
     """Delete one version. Refused (409) while it has active executions, unless `force`,
-    which cancels them in the same transaction (the engine honours that status)."""
+    which cancels them in the same transaction like any cancel (their waits, approvals
+    and tickets closed)."""
     with services().unit_of_work() as uow:
         session = uow.session
         row = _load(session, principal.organization_id, row_id, lock=True)
         active = list(
             session.scalars(
-                select(Execution.id)
+                select(Execution)
                 .where(
                     Execution.workflow_row_id == row.id,
                     Execution.status.in_([str(state) for state in ACTIVE_STATES]),
                 )
+                .order_by(Execution.id)
                 .with_for_update()
             )
         )
+        active_ids = [str(execution.id) for execution in active]
         if active and not force:
             abort(
                 409,
                 f"The workflow version has {len(active)} active execution(s); "
                 "cancel them or delete with ?force=true",
-                {"active_executions": [str(execution_id) for execution_id in active]},
+                {"active_executions": active_ids},
             )
-        if active:
-            _cancel_executions(session, active)
+        now = datetime.now(UTC)
+        cancelled = [
+            control.cancel(session, execution, now, CANCELLED_BY_DELETE) for execution in active
+        ]
         record_audit(
             session,
             "workflow_deleted",
@@ -233,12 +239,15 @@ def delete_workflow(principal: Principal, row_id: uuid.UUID, *, force: bool) -> 
             {
                 "workflow_id": row.workflow_id,
                 "version": row.version,
-                "cancelled_executions": [str(execution_id) for execution_id in active],
+                "cancelled_executions": active_ids,
             },
             principal=principal,
         )
         session.delete(row)
         uow.commit()
+    for result in cancelled:
+        for record in result.after_commit:
+            record()
 
 
 def _filtered(statement: Select[Any], query: Mapping[str, Any]) -> Select[Any]:
@@ -322,23 +331,6 @@ def _lock_versions(session: Session, organization_id: uuid.UUID, workflow_id: st
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
-
-
-def _cancel_executions(session: Session, execution_ids: list[uuid.UUID]) -> None:
-    session.execute(
-        update(Execution)
-        .where(Execution.id.in_(execution_ids))
-        .values(
-            status=str(ExecutionStatus.CANCELLED),
-            error_type=str(ErrorType.CANCELLED),
-            error_message=CANCELLED_BY_DELETE,
-            completed_at=datetime.now(UTC),
-            # Bumping the compare-and-set version makes any in-flight step
-            # transition of these executions a no-op.
-            version=Execution.version + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
 
 
 def _flush_or_conflict(session: Session, identity: Mapping[str, Any]) -> None:

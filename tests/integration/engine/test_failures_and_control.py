@@ -265,3 +265,45 @@ def test_manual_execute_and_dry_run(admin: Any, rt: Any) -> None:
     assert (
         admin.post(f"{API}/workflows/{disabled['id']}/execute", {"payload": {}}).status_code == 409
     )
+
+
+def test_a_forced_workflow_delete_cancels_like_any_cancel(admin: Any, rt: Any) -> None:
+    """The executions a forced delete cancels lose their open approval, wait and ticket."""
+    from sqlalchemy import select
+
+    from models.execution import Approval, DispatchOutbox, Wait
+
+    event = f"forced.{unique('e')}"
+    approve = {
+        "id": "ask",
+        "type": "action",
+        "action": {"type": "require_approval"},
+        "reason": "check it",
+        "next": "done",
+    }
+    done = {"id": "done", "type": "action", "action": {"type": "allow"}}
+    asking = create_workflow(admin, single_step(event, approve, done))
+    wait = {"id": "hold", "type": "wait", "wait": {"event": f"{event}.go"}, "timeout": "1h"}
+    waiting = create_workflow(admin, single_step(event, wait))
+    started = send_event(admin, event, {})["execution_ids"]
+    drive(rt)
+    queued = send_event(admin, event, {})["execution_ids"]  # tickets not yet run
+    ids = started + queued
+    assert sorted(execution(admin, i)["status"] for i in started) == ["waiting", "waiting"]
+
+    for workflow in (asking, waiting):
+        assert admin.delete(f"{API}/workflows/{workflow['id']}?force=true").status_code == 204
+
+    for execution_id in ids:
+        body = execution(admin, execution_id)
+        assert (body["status"], body["error_type"]) == ("cancelled", "cancelled")
+    with rt.session_factory() as session:
+        approvals = session.scalars(select(Approval.status).where(Approval.execution_id.in_(ids)))
+        waits = session.scalars(select(Wait.status).where(Wait.execution_id.in_(ids)))
+        tickets = session.scalars(
+            select(DispatchOutbox.id).where(DispatchOutbox.execution_id.in_(ids))
+        )
+        assert list(approvals) == ["cancelled"]
+        assert list(waits) == ["cancelled"]
+        assert list(tickets) == []
+    assert drive(rt) == []
