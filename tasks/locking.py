@@ -1,13 +1,12 @@
-"""The execution row a step task locks, read as plain values in one round trip.
+"""The execution row a step reads, as plain values in one round trip.
 
-Every step task starts by locking its execution row (SELECT ... FOR UPDATE)
-and reading its attempt's step-run row, if any. Most steps then go on to the
-one-round-trip write of tasks.fastpath, which needs a handful of columns, not
-ORM objects: loading them through the ORM cost more than the rest of the
-step's Python. So the lock is taken with a plain query of exactly those
-columns (a prepared statement: tasks.prepared); a step that takes the general
-path (tasks.transition) loads the ORM rows afterwards, in the same transaction
-and under the same lock.
+Every step task starts by reading its execution row (locked FOR UPDATE, or
+unlocked for an optimistic attempt) and its attempt's step-run row, if any.
+Loading them through the ORM cost more than the rest of the step's Python, so
+the row is read with one prepared statement into `LockedExecution`, a plain
+value whose fields are the model's columns of the same names: the query and
+the message snapshot are built from those fields and the model's metadata, so
+a column the step path needs is one field added here.
 
 The pinned definition is read as JSON text and parsed once per process per
 distinct text: it never changes for an execution, and executions of one
@@ -19,33 +18,27 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select, Table, Text, and_, bindparam, literal_column, select
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
 
 from engine.definition import Definition
+from models.execution import Execution, StepRun
 from tasks.prepared import PreparedStatement, execute_prepared
 
-_COLUMNS = (
-    "SELECT e.id, e.organization_id, e.workflow_id, e.definition::text, e.status, e.result,"
-    " e.trigger_type, e.context, e.current_step_id, e.attempt_group, e.version, e.started_at,"
-    " e.running_seconds, e.deadline_at, e.xmin::text, r.status, r.due_at"
-    " FROM executions e LEFT JOIN step_runs r ON r.execution_id = e.id"
-    " AND r.step_id = %(step_id)s AND r.branch_key = %(branch_key)s"
-    " AND r.attempt_group = %(attempt_group)s AND r.attempt = %(attempt)s"
-    " WHERE e.id = %(execution_id)s"
-)
-_LOCK = PreparedStatement("iw_lock_step", _COLUMNS + " FOR UPDATE OF e")
-# The same row without the lock, for a step run optimistically (tasks.optimistic).
-_READ = PreparedStatement("iw_read_step", _COLUMNS)
+_EXECUTIONS = cast(Table, Execution.__table__)
+_STEP_RUNS = cast(Table, StepRun.__table__)
 
 
 @dataclass(frozen=True, slots=True)
 class LockedExecution:
-    """The columns of a locked execution row that running a step reads."""
+    """The execution row as a step reads it. Every field but the last two is the
+    model's column of that name (`definition` parsed)."""
 
     id: uuid.UUID
     organization_id: uuid.UUID
@@ -62,7 +55,7 @@ class LockedExecution:
     running_seconds: float
     deadline_at: datetime | None
     # The row version's transaction id: any write to the row changes it, so a
-    # compare-and-set on it sees every change since the read (tasks.optimistic).
+    # compare-and-set on it sees every change since the read (tasks.writer).
     row_xmin: str
     # Names the pinned definition's text in a step message's snapshot.
     definition_digest: str
@@ -71,12 +64,43 @@ class LockedExecution:
         return self.deadline_at is not None and self.deadline_at <= now
 
 
+_DERIVED = ("row_xmin", "definition_digest")
+# The model's columns the step reads, in the order the query returns them.
+COLUMNS = tuple(f.name for f in fields(LockedExecution) if f.name not in _DERIVED)
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptState:
     """The attempt's step-run row, when one exists (a retry, a re-run, a duplicate)."""
 
     status: str
     due_at: datetime | None
+
+
+def _step_read() -> Select[Any]:
+    executions, runs = _EXECUTIONS, _STEP_RUNS
+    columns = [
+        sql_cast(executions.c[name], Text) if name == "definition" else executions.c[name]
+        for name in COLUMNS
+    ]
+    attempt = and_(
+        runs.c.execution_id == executions.c.id,
+        *(runs.c[key] == bindparam(key) for key in _ATTEMPT_KEY),
+    )
+    return (
+        select(*columns, literal_column("executions.xmin::text"), runs.c.status, runs.c.due_at)
+        .select_from(executions.outerjoin(runs, attempt))
+        .where(executions.c.id == bindparam("execution_id"))
+    )
+
+
+_ATTEMPT_KEY = ("step_id", "branch_key", "attempt_group", "attempt")
+_DIALECT = postgresql.psycopg2.dialect()
+_LOCK = PreparedStatement(
+    "iw_lock_step", str(_step_read().with_for_update(of=_EXECUTIONS).compile(dialect=_DIALECT))
+)
+# The same row without the lock, for a step run optimistically.
+_READ = PreparedStatement("iw_read_step", str(_step_read().compile(dialect=_DIALECT)))
 
 
 def lock_execution(
@@ -104,26 +128,13 @@ def lock_execution(
     ).first()
     if row is None:
         return None
-    definition, digest = pinned_with_digest(row[3])
+    values = dict(zip(COLUMNS, row, strict=False))
+    definition, digest = pinned_with_digest(values["definition"])
+    xmin, run_status, run_due_at = row[len(COLUMNS) :]
     execution = LockedExecution(
-        id=row[0],
-        organization_id=row[1],
-        workflow_id=row[2],
-        definition=definition,
-        status=row[4],
-        result=row[5],
-        trigger_type=row[6],
-        context=row[7],
-        current_step_id=row[8],
-        attempt_group=row[9],
-        version=row[10],
-        started_at=row[11],
-        running_seconds=row[12],
-        deadline_at=row[13],
-        row_xmin=row[14],
-        definition_digest=digest,
+        **{**values, "definition": definition}, row_xmin=xmin, definition_digest=digest
     )
-    return execution, None if row[15] is None else AttemptState(row[15], row[16])
+    return execution, None if run_status is None else AttemptState(run_status, run_due_at)
 
 
 def pinned_definition(text: str) -> Definition:
@@ -161,22 +172,13 @@ def snapshot(execution: LockedExecution, context_json: str) -> dict[str, Any] | 
     """The message form of the row (`context_json`: its context, as JSON text)."""
     if len(context_json) > SNAPSHOT_MAX_CONTEXT_CHARS:
         return None
-    return {
-        "organization_id": str(execution.organization_id),
-        "workflow_id": execution.workflow_id,
-        "definition": execution.definition_digest,
-        "status": execution.status,
-        "result": execution.result,
-        "trigger_type": execution.trigger_type,
-        "context": context_json,
-        "current_step_id": execution.current_step_id,
-        "attempt_group": execution.attempt_group,
-        "version": execution.version,
-        "started_at": _iso(execution.started_at),
-        "running_seconds": execution.running_seconds,
-        "deadline_at": _iso(execution.deadline_at),
-        "row_xmin": execution.row_xmin,
+    carried: dict[str, Any] = {
+        name: _encoded(getattr(execution, name)) for name in COLUMNS if name not in _NOT_CARRIED
     }
+    carried.update(
+        definition=execution.definition_digest, context=context_json, row_xmin=execution.row_xmin
+    )
+    return carried
 
 
 def from_snapshot(execution_id: uuid.UUID, data: dict[str, Any]) -> LockedExecution | None:
@@ -185,29 +187,35 @@ def from_snapshot(execution_id: uuid.UUID, data: dict[str, Any]) -> LockedExecut
     definition = _by_digest.get(data["definition"])
     if definition is None:
         return None
+    values = {name: _decoded(name, data[name]) for name in COLUMNS if name not in _NOT_CARRIED}
     return LockedExecution(
         id=execution_id,
-        organization_id=uuid.UUID(data["organization_id"]),
-        workflow_id=data["workflow_id"],
         definition=definition,
-        status=data["status"],
-        result=data["result"],
-        trigger_type=data["trigger_type"],
         context=json.loads(data["context"]),
-        current_step_id=data["current_step_id"],
-        attempt_group=int(data["attempt_group"]),
-        version=int(data["version"]),
-        started_at=_datetime(data["started_at"]),
-        running_seconds=data["running_seconds"],
-        deadline_at=_datetime(data["deadline_at"]),
         row_xmin=data["row_xmin"],
         definition_digest=data["definition"],
+        **values,
     )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+# The message names the execution already; the definition travels as its digest and
+# the context as the JSON text the write sent.
+_NOT_CARRIED = frozenset({"id", "definition", "context"})
 
 
-def _datetime(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
+def _encoded(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _decoded(name: str, value: Any) -> Any:
+    """Back to the column's Python type (the model's metadata says which)."""
+    if value is None:
+        return None
+    kind = _EXECUTIONS.c[name].type.python_type
+    if kind is datetime:
+        return datetime.fromisoformat(value)
+    return kind(value)

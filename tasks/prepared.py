@@ -13,7 +13,9 @@ names prepared on a connection are remembered in its SQLAlchemy `info`, which
 the pool clears when it replaces the connection. PREPARE is not undone by a
 rollback, so the first use on a connection sends `DEALLOCATE ALL` and every
 registered PREPARE ahead of its EXECUTEs (safe to repeat after a failure half
-way), and any database error makes the connection prepare again next time.
+way), and any database error makes the connection start over next time; a
+statement registered later (tasks.writer compiles one per shape of transition)
+is prepared on a connection ahead of its first EXECUTE there.
 An engine built with `DB_PREPARED_STATEMENTS=false` (see `send_plain_sql`)
 sends the same statements unprepared, for transaction-pooling proxies.
 """
@@ -79,11 +81,12 @@ def execute_prepared(
         return run_driver_sql(connection, plain, params)
     prepared: set[str] = connection.info.setdefault(_INFO_KEY, set())
     sql = ";".join(statement.execute_sql for statement in statements)
-    preparing: list[PreparedStatement] = []
-    if any(statement.name not in prepared for statement in statements):
-        prepared.clear()
+    preparing = [statement for statement in statements if statement.name not in prepared]
+    if not prepared:  # a new connection, or one whose statements are unknown after an error
         preparing = list(_REGISTRY.values())
         sql = ";".join(["DEALLOCATE ALL", *(s.prepare_sql for s in preparing), sql])
+    elif preparing:  # statements registered since (tasks.writer builds one per shape)
+        sql = ";".join([*(s.prepare_sql for s in preparing), sql])
     try:
         result = run_driver_sql(connection, sql, params)
     except DBAPIError:

@@ -97,13 +97,13 @@ def test_a_plain_step_is_read_and_written_without_the_row_lock(
     assert run_ticket(rt, ticket) == "completed"
     sent = " ".join(statements)
     assert "EXECUTE iw_read_step(" in sent
-    assert "EXECUTE iw_cas_continue(" in sent
+    assert "EXECUTE iw_transition_" in sent
     assert "EXECUTE iw_lock_step(" not in sent  # no SELECT ... FOR UPDATE
     assert execution(admin, execution_id)["current_step_id"] == "b"
     drive(rt)
     done = execution(admin, execution_id)
     assert (done["status"], done["result"]) == ("completed", "allowed")
-    assert "EXECUTE iw_cas_finish(" in " ".join(statements)
+    assert "EXECUTE iw_transition_" in " ".join(statements)
     assert count_step_runs(rt, execution_id) == 2
 
 
@@ -260,7 +260,7 @@ def test_the_next_step_runs_on_the_row_its_message_carries_without_reading_it(
     assert run_ticket(rt, next_ticket) == "completed"
     # One statement: the compare-and-set write; no read of the row first.
     assert len(statements) == 1
-    assert statements[0].startswith("EXECUTE iw_cas_finish(")
+    assert "EXECUTE iw_transition_" in statements[0]
     done = execution(admin, execution_id)
     assert (done["status"], done["result"]) == ("completed", "allowed")
     assert done["context"]["x"] == 1
