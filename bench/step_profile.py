@@ -336,7 +336,6 @@ def instrument_phases() -> Phases:
     phases.wrap(tasks.steprun, "lock_execution", "lock query (lock_execution)")
     phases.wrap(tasks.steprun, "_lock_with_attempt", "ORM rows (_lock_with_attempt)")
     phases.wrap(engine.definition.Definition, "from_dict", "Definition.from_dict")
-    phases.wrap(tasks.steprun, "needs_effects", "needs_effects")
     phases.wrap(tasks.steprun.StepAttempt, "begin", "StepAttempt.begin")
     phases.wrap(tasks.steprun, "run_attempt", "run_attempt (engine runs the step)")
     phases.wrap(tasks.stepping, "run_step", "  engine.executor.run_step")
@@ -387,7 +386,7 @@ def step_runner(via_task: bool) -> Callable[[Any], str]:
             "attempt": message.attempt,
             "limit_seconds": message.limit_seconds,
             "sent_at": message.sent_at,
-            "only_sets_context": message.only_sets_context,
+            "mode": message.mode.value if message.mode is not None else None,
             **({"snapshot": message.snapshot} if message.snapshot is not None else {}),
         }
         return str(run_step.apply(kwargs=kwargs).get())

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from engine.duration import format_duration, parse_duration
@@ -38,6 +39,8 @@ BACKOFFS = frozenset({"fixed", "linear", "exponential"})
 JOIN_STRATEGIES = frozenset({"all_must_pass", "any_can_pass", "best_effort"})
 RETRY_CLASSES = frozenset({"*", "timeout", "5xx", "4xx", "connection"})
 # Keys of a step that name another step.
+# Execute items that reach outside Postgres: a step with any of them runs with effects.
+EFFECT_ITEMS = frozenset({"notify", "webhook", "http_request"})
 EDGE_KEYS = ("next", "on_true", "on_false", "on_timeout", "on_error", "on_approve", "on_reject")
 
 DEFAULT_WORKFLOW_TIMEOUT = timedelta(hours=1)
@@ -364,6 +367,13 @@ class Step:
             and all(item.get("type") == "set" for item in self.execute)
         )
 
+    @property
+    def calls_out(self) -> bool:
+        """Whether running this step reaches outside Postgres (HTTP, notifications)."""
+        return self.type in {"action", "execute"} and any(
+            item.get("type") in EFFECT_ITEMS for item in self.execute
+        )
+
     def edges(self) -> dict[str, str]:
         """The steps this step names, by edge key."""
         return {key: getattr(self, key) for key in EDGE_KEYS if getattr(self, key) is not None}
@@ -422,6 +432,42 @@ class Definition:
     @property
     def first_step(self) -> Step:
         return self.steps[0]
+
+    def run_mode(self, step: Step, branch_key: str = "") -> RunMode:
+        """How the shell must run this step (or, with a branch key, this foreach item):
+        the one place that says so; a step's ticket carries the answer."""
+        loads_context = bool(self.context_load) and not branch_key and step is self.steps[0]
+        if step.type == "foreach" and branch_key:
+            calls_out = any(body.calls_out for body in step.body)
+        else:
+            calls_out = step.calls_out
+        if calls_out or loads_context:
+            return RunMode.EFFECTS
+        if step.only_sets_context and not branch_key:
+            return RunMode.PLAIN
+        return RunMode.ATOMIC
+
+
+class RunMode(StrEnum):
+    """How a step runs (SPEC §1; docs/failure-modes.md). There are two ways, both
+    ending in the shell's one transition writer:
+
+    - atomic: the step touches nothing outside Postgres, so it runs inside the
+      transaction that records its result. A PLAIN step (it can only read and set
+      the context) is first tried on an unlocked read, written only if the row did
+      not change meanwhile; otherwise it runs like any atomic step, under the lock.
+    - effects: the step calls out (HTTP, notifications, the first step's
+      `context.load` enrichment), so its attempt is claimed first, its effects go
+      through the effects ledger, and its result is recorded last.
+    """
+
+    PLAIN = "plain"
+    ATOMIC = "atomic"
+    EFFECTS = "effects"
+
+    @property
+    def is_atomic(self) -> bool:
+        return self is not RunMode.EFFECTS
 
 
 def _duration_or(value: Any, default: timedelta | None) -> Any:

@@ -108,7 +108,7 @@ def _ticket_current_step(
     step = definition.step(step_id)
     if latest is not None and latest.status == "running" and step.type in {"parallel", "foreach"}:
         # A fan-out in progress: its branches' deliveries were spent while paused.
-        return reticket_unfinished(session, execution, step, latest, now)
+        return reticket_unfinished(session, execution, definition, step, latest, now=now)
     if latest is not None:
         if latest.status == "running":
             return []  # still in flight: it dispatches its successor itself
@@ -117,7 +117,7 @@ def _ticket_current_step(
         else:
             attempt = latest.attempt + 1
     due_at = due_at if due_at is not None and due_at > now else None
-    return [ticket_step(session, execution, step, now, attempt=attempt, due_at=due_at)]
+    return [ticket_step(session, execution, definition, step, now, attempt=attempt, due_at=due_at)]
 
 
 def _is_waiting(session: Session, execution: Execution) -> bool:

@@ -30,7 +30,7 @@ from celery.signals import after_task_publish
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from engine.definition import Step
+from engine.definition import Definition, Step
 from models.execution import DispatchOutbox
 from models.rows import InsertBatch
 from tasks import broker
@@ -96,7 +96,9 @@ class Ticket:
     attempt_group: int
     attempt: int
     limit_seconds: float
-    only_sets_context: bool = True  # tickets written before the hint existed: try
+    # How the step runs (engine.definition.RunMode); None on a ticket stored before
+    # tickets carried it: the step task then asks the definition.
+    mode: str | None = None
     # The execution row as the previous step left it (tasks.locking.snapshot).
     snapshot: dict[str, Any] | None = None
 
@@ -111,7 +113,7 @@ class Ticket:
             attempt_group=int(payload.get("attempt_group", 1)),
             attempt=int(payload.get("attempt", 1)),
             limit_seconds=float(payload.get("limit_seconds", DEFAULT_STEP_LIMIT.total_seconds())),
-            only_sets_context=bool(payload.get("only_sets_context", True)),
+            mode=payload.get("mode"),
             snapshot=payload.get("snapshot"),
         )
 
@@ -131,7 +133,7 @@ class Ticket:
             "attempt_group": self.attempt_group,
             "attempt": self.attempt,
             "limit_seconds": self.limit_seconds,
-            "only_sets_context": self.only_sets_context,
+            "mode": self.mode,
             # For workflow_dispatch_latency_seconds (committed -> started).
             "sent_at": time.time(),
             **({"snapshot": self.snapshot} if self.snapshot is not None else {}),
@@ -144,7 +146,13 @@ def step_limit(timeout: timedelta | None) -> timedelta:
 
 
 def ticket_payload(
-    step: Step, *, branch_key: str = "", attempt_group: int = 1, attempt: int = 1, delayed: bool
+    definition: Definition,
+    step: Step,
+    *,
+    branch_key: str = "",
+    attempt_group: int = 1,
+    attempt: int = 1,
+    delayed: bool,
 ) -> dict[str, Any]:
     """What a ticket tells the step task, besides its execution and its id."""
     return {
@@ -155,9 +163,8 @@ def ticket_payload(
         "limit_seconds": step_limit(step.timeout).total_seconds(),
         # A backoff: only the relay publishes it, once due.
         "delayed": delayed,
-        # Whether the step may run optimistically (tasks.steprun): known here from the
-        # definition, so a step that never can is not read twice.
-        "only_sets_context": step.only_sets_context,
+        # How the step runs (tasks.steprun): said once, by the definition.
+        "mode": definition.run_mode(step, branch_key).value,
     }
 
 
@@ -165,6 +172,7 @@ def new_ticket(
     *,
     organization_id: uuid.UUID,
     execution_id: uuid.UUID,
+    definition: Definition,
     step: Step,
     now: datetime,
     attempt_group: int = 1,
@@ -179,6 +187,7 @@ def new_ticket(
         execution_id=execution_id,
         task_name=RUN_STEP,
         payload=ticket_payload(
+            definition,
             step,
             branch_key=branch_key,
             attempt_group=attempt_group,

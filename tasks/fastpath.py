@@ -48,19 +48,16 @@ def try_fast_write(
     *,
     optimistic: bool = False,
 ) -> Applied | None:
-    """Write the transition in one round trip, or None when the general path must do it.
+    """Write a plain step's transition (tasks.steprun: the ticket said PLAIN, the attempt
+    has no step-run row yet) in one round trip.
 
     `optimistic`: the row was read without a lock; the write applies only if the row
     is unchanged since (`attempt.execution.row_xmin`), else it raises StaleRead."""
     execution = attempt.execution
-    if attempt.branch_key or attempt.run is not None or attempt.log_lines:
-        return None
-    if attempt.records is not None and attempt.records.has_writes:
-        return None
     result = ExecutionResult(execution.result) if execution.result else None
     decision = decide_after_success(attempt.definition, attempt.step, outcome, result)
     if not isinstance(decision, Continue | Finish):
-        return None
+        return None  # not for a plain step (no approval, no wait): the general path
     context = deep_merge(
         deep_merge(deep_merge(attempt.context, attempt.extra_updates), outcome.context_updates),
         decision.context_updates,
@@ -74,6 +71,7 @@ def try_fast_write(
         next_ticket = new_ticket(
             organization_id=execution.organization_id,
             execution_id=execution.id,
+            definition=attempt.definition,
             step=attempt.definition.step(decision.step_id),
             now=now,
             attempt_group=execution.attempt_group,

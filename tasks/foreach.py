@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine import lifecycle
 from engine.context import deep_merge
-from engine.definition import Step
+from engine.definition import Definition, Step
 from engine.errors import StepError
 from engine.executor import run_step
 from engine.fanout import foreach_body, item_outcome, join_foreach, plan_foreach
@@ -85,7 +85,14 @@ def start_foreach(
         return _join(session, attempt, run, [], now=now, applied=applied)
     for index in range(first):
         applied.tickets.append(
-            ticket_step(session, execution, step, now, branch_key=item_key(step.id, index))
+            ticket_step(
+                session,
+                execution,
+                attempt.definition,
+                step,
+                now,
+                branch_key=item_key(step.id, index),
+            )
         )
     return applied
 
@@ -166,7 +173,14 @@ def _after_item(session: Session, attempt: StepAttempt, now: datetime, applied: 
     write_changes(execution, lifecycle.touch(execution, now))
     if dispatched < len(overlays) and execution.status != "paused":
         applied.tickets.append(
-            ticket_step(session, execution, step, now, branch_key=item_key(step.id, dispatched))
+            ticket_step(
+                session,
+                execution,
+                attempt.definition,
+                step,
+                now,
+                branch_key=item_key(step.id, dispatched),
+            )
         )
         parent.output = {"dispatched": dispatched + 1}
         return applied
@@ -240,7 +254,13 @@ def _item_outcomes(
 
 # --- resuming -------------------------------------------------------------------------------
 def reticket_unfinished(
-    session: Session, execution: Execution, step: Step, parent: StepRun, now: datetime
+    session: Session,
+    execution: Execution,
+    definition: Definition,
+    step: Step,
+    parent: StepRun,
+    *,
+    now: datetime,
 ) -> list[DispatchOutbox]:
     """Tickets for the branches or items of a running fan-out that have not ended
     (after a pause, whose deliveries were spent, or when the sweeper finds it stuck)."""
@@ -267,6 +287,14 @@ def reticket_unfinished(
             continue
         attempt = last.attempt if last is not None else 1
         tickets.append(
-            ticket_step(session, execution, target, now, branch_key=branch_key, attempt=attempt)
+            ticket_step(
+                session,
+                execution,
+                definition,
+                target,
+                now,
+                branch_key=branch_key,
+                attempt=attempt,
+            )
         )
     return tickets

@@ -146,6 +146,7 @@ def start_executions(
         new_ticket(
             organization_id=workflow.organization_id,
             execution_id=execution_id,
+            definition=definition,
             step=definition.first_step,
             now=now,
         )

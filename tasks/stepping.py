@@ -31,7 +31,7 @@ from models.config import Settings
 from models.execution import Execution, StepRun
 from models.workflow import Rule
 from tasks import runtime
-from tasks.enrichment import load_resources, needs_io
+from tasks.enrichment import load_resources
 from tasks.ledger import EffectsLedger, LedgerScope
 from tasks.locking import LockedExecution
 from tasks.notifier import Notifier
@@ -43,8 +43,6 @@ log = structlog.get_logger(__name__)
 # Runs a step's work with the attempt's ports and rule lookup (a foreach item's body).
 Body = Callable[[WorkerPorts, Any], Any]
 
-# Items that reach outside Postgres; a step with any of them runs on the effects path.
-EFFECT_ITEMS = frozenset({"notify", "webhook", "http_request"})
 ENRICHMENT_KEY = "_enrichment"
 _APPROVAL_NAMESPACE = uuid.UUID("0b7e3c55-2a3f-4d61-8d1e-3c8a7f1e2b90")
 
@@ -62,30 +60,6 @@ E = TypeVar("E", Execution, LockedExecution)
 
 def needs_enrichment(definition: Definition, execution: Execution | LockedExecution) -> bool:
     return bool(definition.context_load) and ENRICHMENT_KEY not in (execution.context or {})
-
-
-def needs_effects(
-    step: Step,
-    definition: Definition,
-    execution: Execution | LockedExecution,
-    settings: Settings,
-    branch_key: str = "",
-) -> bool:
-    """Whether running this step (or, for a foreach item, its body) may touch anything
-    outside Postgres."""
-    if needs_enrichment(definition, execution) and needs_io(
-        settings.enrichment_base_url, definition.context_load
-    ):
-        return True
-    if step.type == "foreach" and branch_key:
-        return any(has_effect_items(body) for body in step.body)
-    return has_effect_items(step)
-
-
-def has_effect_items(step: Step) -> bool:
-    return step.type in {"action", "execute"} and any(
-        item.get("type") in EFFECT_ITEMS for item in step.execute
-    )
 
 
 @dataclass

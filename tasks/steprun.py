@@ -1,33 +1,31 @@
 """Running one step attempt: claim it, run it through the engine, record the result and
 the next state in one transaction, then dispatch.
 
-Three paths, chosen per step:
+Two ways to run a step, chosen by its ticket's mode (engine.definition.RunMode,
+decided once from the definition when the ticket is written):
 
-* optimistic: an atomic step (below) that succeeds and moves on is first run
-  on a plain read of its execution row, outside any transaction, and its
-  whole transition is written by one statement that applies only if the row
-  is unchanged since the read (tasks.fastpath). Read and write are its only
-  two round trips, against four (BEGIN, lock, writes, COMMIT) and a row lock
-  on the atomic path. A step the fast write does not cover, or a row that
-  changed meanwhile (a duplicate delivery, a pause, a cancel), falls through
-  to the atomic path, which runs the step again under the lock: harmless,
-  as an atomic step has no effects outside the transaction recording it.
-* atomic: steps that touch nothing outside Postgres (conditions, `set`, `log`,
-  record writes, approvals, waits, parallel fan-out) run inside the
-  transaction that consumes their ticket and records their result: one
-  commit per step. A duplicate delivery blocks on the execution row lock,
-  then finds its ticket gone and does nothing. The lock is taken with a plain
-  query (tasks.locking); a step that succeeds and moves on is written in one
-  round trip (tasks.fastpath), anything else loads the ORM rows under the
-  same lock and goes through tasks.transition.
-* effects: steps that call out (HTTP, notifications, enrichment) first claim
+* atomic: a step that touches nothing outside Postgres (conditions, `set`,
+  `log`, record writes, approvals, waits, parallel fan-out) runs inside the
+  transaction that consumes its ticket and records its result: one commit per
+  step. A duplicate delivery blocks on the execution row lock, then finds its
+  ticket gone and does nothing. A PLAIN step (it can only set the context) is
+  first tried on an unlocked read of its row (or the row its message carries),
+  outside any transaction: its transition is then one statement that applies
+  only if the row is unchanged since the read, so read and write are its only
+  round trips. If the row changed meanwhile (a duplicate delivery, a pause, a
+  cancel) it runs again under the lock: harmless, as it has no effects.
+* effects: a step that calls out (HTTP, notifications, enrichment) first claims
   the attempt (a committed `running` step-run row) under a Postgres session
-  advisory lock, perform their effects through the effects ledger, then
-  record the result and consume the ticket in a final transaction. The lock
-  lives on this process's database connection: if the process dies, Postgres
-  drops it at once, so the redelivered message (task_reject_on_worker_lost)
-  or the relay takes the attempt over, while a duplicate of a live attempt
-  finds the lock taken and leaves the ticket to its owner.
+  advisory lock, performs its effects through the effects ledger, then records
+  the result and consumes the ticket in a final transaction. The lock lives on
+  this process's database connection: if the process dies, Postgres drops it
+  at once, so the redelivered message (task_reject_on_worker_lost) or the relay
+  takes the attempt over, while a duplicate of a live attempt finds the lock
+  taken and leaves the ticket to its owner.
+
+Both end in the same writing of the transition: engine.lifecycle decides the
+execution's next state; a plain step's transition is one statement of
+tasks.writer, any other goes through tasks.transition in the same transaction.
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import lifecycle
-from engine.definition import Definition, Step
+from engine.definition import Definition, RunMode, Step
 from engine.errors import StepError
 from engine.outcome import BranchOutcome, StepOutcome
 from engine.state import ExecutionStatus, StepRunStatus
@@ -56,7 +54,7 @@ from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate
 from tasks.fastpath import StaleRead, try_fast_write
 from tasks.foreach import ItemResult, apply_item, is_item, item_index, run_item, start_foreach
 from tasks.locking import AttemptState, LockedExecution, from_snapshot, lock_execution
-from tasks.stepping import StepAttempt, needs_effects, prepare_context, run_attempt
+from tasks.stepping import StepAttempt, prepare_context, run_attempt
 from tasks.transition import (
     Applied,
     apply_failure,
@@ -85,7 +83,7 @@ class StepMessage:
     attempt: int
     limit_seconds: float
     sent_at: float | None = None
-    only_sets_context: bool = True
+    mode: RunMode | None = None  # None: a ticket stored before tickets carried it
     snapshot: dict[str, Any] | None = None
 
     @classmethod
@@ -99,7 +97,7 @@ class StepMessage:
             attempt=int(kwargs.get("attempt", 1)),
             limit_seconds=float(kwargs.get("limit_seconds", 300)),
             sent_at=kwargs.get("sent_at"),
-            only_sets_context=bool(kwargs.get("only_sets_context", True)),
+            mode=RunMode(kwargs["mode"]) if kwargs.get("mode") else None,
             snapshot=kwargs.get("snapshot"),
         )
 
@@ -124,10 +122,12 @@ def run_step_message(rt: runtime.Runtime, message: StepMessage) -> str:
     """Run the attempt a ticket names; returns what happened (for logs and tests)."""
     if message.sent_at:
         metrics.record_dispatch_latency(time.time() - float(message.sent_at))
-    outcome = _run_optimistic(rt, message)
+    if message.mode is RunMode.EFFECTS:
+        return _run_with_effects(rt, message)
+    outcome = _run_optimistic(rt, message) if message.mode is RunMode.PLAIN else None
     if outcome is None:
         outcome = _run_atomic(rt, message)
-    if outcome == NEEDS_EFFECTS:
+    if outcome == NEEDS_EFFECTS:  # a dead process's effects attempt, or an old ticket
         outcome = _run_with_effects(rt, message)
     return outcome
 
@@ -215,18 +215,16 @@ def _start_running(execution: Execution, definition: Definition, now: datetime) 
 def _run_optimistic(rt: runtime.Runtime, message: StepMessage) -> str | None:
     """Run the attempt on an unlocked read and write it if the row is unchanged; None
     when the atomic path must run it (under the lock, from the start)."""
-    if not message.only_sets_context or message.branch_key or message.attempt > 1:
-        return None  # it could not end in a fast write: not worth a read
+    if message.attempt > 1:
+        return None  # a retry: its pending step-run row needs the general path
     with rt.autocommit_engine.connect() as connection:
         read = _carried(message) or lock_execution(connection, **message.attempt_key, lock=False)
         if read is None or read[1] is not None:  # gone, or a retry, re-run or duplicate
             return None
         execution, now = read[0], datetime.now(UTC)
-        if _why_not_runnable(execution, message) is not None:
+        if _why_not_runnable(execution, message) is not None or execution.is_past_deadline(now):
             return None
         step = execution.definition.step(message.step_id)
-        if not _may_run_optimistically(rt, execution, step, message, now):
-            return None
         # The session is for the step's ports (a set-only step uses none); the write
         # goes on the connection itself, which begins no SQLAlchemy transaction.
         session = rt.session_factory(bind=connection)
@@ -254,25 +252,6 @@ def _carried(message: StepMessage) -> tuple[LockedExecution, None] | None:
         log.warning("step_snapshot_unreadable", error=repr(exc), ticket=message.outbox_id)
         return None
     return None if execution is None else (execution, None)
-
-
-def _may_run_optimistically(
-    rt: runtime.Runtime,
-    execution: LockedExecution,
-    step: Step,
-    message: StepMessage,
-    now: datetime,
-) -> bool:
-    """Whether the step can end in a fast write at all, so that it runs once: only a
-    step that just sets the context can (records are written through the ORM, a `log`
-    item's line goes into the step-run row and is logged as it runs, so a second run
-    under the lock would log it twice). The definition decides, whatever the ticket
-    said."""
-    if not step.only_sets_context:
-        return False
-    if needs_effects(step, execution.definition, execution, rt.settings, message.branch_key):
-        return False
-    return _may_write_fast(execution, step, message.branch_key, now)
 
 
 def _write_optimistically(  # noqa: PLR0917 - the read's parts, passed on as read
@@ -343,12 +322,11 @@ def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
         if _is_early(run, tx.now):
             return "early"  # the ticket stays for the relay
         step = execution.definition.step(message.step_id)
+        mode = message.mode or execution.definition.run_mode(step, message.branch_key)
         taken_over = run is not None and run.status == StepRunStatus.RUNNING
-        if taken_over or needs_effects(
-            step, execution.definition, execution, rt.settings, message.branch_key
-        ):
+        if taken_over or mode is RunMode.EFFECTS:
             return NEEDS_EFFECTS  # rolled back: the ticket stays for the effects path
-        if run is None and _may_write_fast(execution, step, tx.message.branch_key, tx.now):
+        if mode is RunMode.PLAIN and run is None and not execution.is_past_deadline(tx.now):
             applied = _run_fast(tx, execution, step)
         else:
             applied = _run_general(tx, execution.definition, step)
@@ -356,13 +334,6 @@ def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
         uow.commit()
     record_metrics(applied)
     return applied.label
-
-
-def _may_write_fast(execution: LockedExecution, step: Step, branch_key: str, now: datetime) -> bool:
-    """Whether the step can run on the plain row (tasks.fastpath may then write its
-    result); branches, fan-outs, retries and timed-out executions need the ORM rows."""
-    starts_fan_out = step.type in {"parallel", "foreach"}
-    return not branch_key and not starts_fan_out and not execution.is_past_deadline(now)
 
 
 def _run_fast(tx: _Locked, execution: LockedExecution, step: Step) -> Applied:

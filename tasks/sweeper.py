@@ -108,12 +108,12 @@ def _redispatch(session: Session, execution: Execution, now: datetime) -> list[D
     attempt = 1
     if latest is not None and latest.status == StepRunStatus.RUNNING and step.body:
         write_changes(execution, lifecycle.touch(execution, now))
-        return reticket_unfinished(session, execution, step, latest, now)
+        return reticket_unfinished(session, execution, definition, step, latest, now=now)
     if latest is not None:
         finished = latest.status in (StepRunStatus.COMPLETED, StepRunStatus.FAILED)
         attempt = latest.attempt + 1 if finished else latest.attempt
     write_changes(execution, lifecycle.touch(execution, now))
-    return [ticket_step(session, execution, step, now, attempt=attempt)]
+    return [ticket_step(session, execution, definition, step, now, attempt=attempt)]
 
 
 def sweep(rt: runtime.Runtime, now: datetime | None = None) -> int:

@@ -149,7 +149,7 @@ def apply_decision(
         )
         if execution.status != S.PAUSED:
             applied.tickets.append(
-                ticket_step(session, execution, definition.step(decision.step_id), now)
+                ticket_step(session, execution, definition, definition.step(decision.step_id), now)
             )
         return applied
     if isinstance(decision, AwaitApproval):
@@ -171,6 +171,7 @@ def write_changes(execution: Execution, changes: lifecycle.Changes | None) -> No
 def ticket_step(
     session: Session,
     execution: Execution,
+    definition: Definition,
     step: Step,
     now: datetime,
     *,
@@ -187,6 +188,7 @@ def ticket_step(
     ticket = new_ticket(
         organization_id=execution.organization_id,
         execution_id=execution.id,
+        definition=definition,
         step=step,
         now=now,
         attempt_group=execution.attempt_group,
@@ -220,6 +222,7 @@ def schedule_retry(
             ticket_step(
                 session,
                 execution,
+                attempt.definition,
                 attempt.step,
                 now,
                 branch_key=attempt.branch_key,
@@ -307,7 +310,12 @@ def fan_out(session: Session, attempt: StepAttempt, now: datetime) -> Applied:
     for branch in plan_parallel(attempt.step):
         applied.tickets.append(
             ticket_step(
-                session, execution, branch, now, branch_key=f"{attempt.step.id}/{branch.id}"
+                session,
+                execution,
+                attempt.definition,
+                branch,
+                now,
+                branch_key=f"{attempt.step.id}/{branch.id}",
             )
         )
     return applied

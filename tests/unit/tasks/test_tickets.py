@@ -34,6 +34,7 @@ def test_two_tickets_of_one_execution_are_refused_before_anything_is_written() -
         new_ticket(
             organization_id=uuid.uuid4(),
             execution_id=execution_id,
+            definition=DEFINITION,
             step=DEFINITION.step(step_id),
             now=now,
         )
@@ -44,21 +45,22 @@ def test_two_tickets_of_one_execution_are_refused_before_anything_is_written() -
         insert_tickets(cast(Any, None), tickets)
 
 
-def test_a_ticket_says_whether_its_step_only_sets_the_context() -> None:
-    """tasks.steprun skips the optimistic read for a step that could not use it."""
+def test_a_ticket_carries_how_its_step_runs() -> None:
+    """The definition says it once (engine.definition.RunMode); tasks.steprun reads it."""
 
     def message(step_id: str) -> dict[str, Any]:
         row = new_ticket(
             organization_id=uuid.uuid4(),
             execution_id=uuid.uuid4(),
+            definition=DEFINITION,
             step=DEFINITION.step(step_id),
             now=datetime.now(UTC),
         )
         row.id = 1
         return Ticket.from_row(row).message()
 
-    assert message("a")["only_sets_context"] is True
-    assert message("b")["only_sets_context"] is False
-    # A ticket written before the hint existed: the step task reads and decides.
+    assert message("a")["mode"] == "plain"
+    assert message("b")["mode"] == "atomic"
+    # A ticket stored before tickets carried it: the step task asks the definition.
     old = DispatchOutbox(id=2, execution_id=uuid.uuid4(), payload={"step_id": "b"})
-    assert Ticket.from_row(old).message()["only_sets_context"] is True
+    assert Ticket.from_row(old).message()["mode"] is None
