@@ -98,6 +98,7 @@ class ChannelSender:
             time_limit=time_limit,
             root_id=root_id,
             parent_id=parent_id,
+            ignore_result=None,  # as send_task: the task's own option decides
         )
         content_type, encoding, body = dumps(message.body, serializer=app.conf.task_serializer)
         for attempt in (1, 2):

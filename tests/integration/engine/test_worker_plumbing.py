@@ -136,6 +136,10 @@ def _send(sender: Any, n: int) -> None:
     )
 
 
+def _without(values: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key not in keys}
+
+
 def _received(redis_url: str, count: int) -> list[Any]:
     """Consume `count` messages from the test queue the way a worker's kombu does."""
     with Connection(redis_url, transport=Transport) as connection:
@@ -170,6 +174,38 @@ def test_a_sent_message_is_a_celery_task_message_on_the_named_queue(redis_url: s
     args, kwargs, _embed = message.decode()
     assert (args, kwargs) == ([], {"n": 7})
     assert REGISTRY.get_sample_value("celery_task_sent_total", labels) == before + 1
+
+
+def test_a_sent_message_is_the_message_celerys_send_task_builds(redis_url: str) -> None:
+    """tasks.broker builds messages with Celery's own parts but not through send_task: this
+    fails when an upgrade of Celery or kombu makes the two differ."""
+    sender = _sender(redis_url)
+    _send(sender, 3)
+    sender._app.send_task(
+        "workflows.run_step",
+        kwargs={"n": 3},
+        queue=_SENDER_QUEUE,
+        argsrepr="()",
+        kwargsrepr="n=3",
+        soft_time_limit=35.0,
+        time_limit=45.0,
+    )
+    ours, celerys = _received(redis_url, 2)
+    varying = {"id", "root_id", "correlation_id", "delivery_tag", "delivery_info", "origin"}
+    # What the worker reads: every header, as send_task writes it.
+    assert _without(ours.headers, varying) == _without(celerys.headers, varying)
+    # send_task also copies its options into the properties (argsrepr, kwargsrepr, the
+    # delivery mode, unused on Redis) and names its app as reply_to (for results, which
+    # steps have none); the rest must agree.
+    skipped = {*varying, "reply_to"}
+    mine, theirs = _without(ours.properties, skipped), _without(celerys.properties, skipped)
+    assert mine.keys() <= theirs.keys()
+    assert mine == {key: theirs[key] for key in mine}
+    assert ours.decode() == celerys.decode()
+    assert (ours.content_type, ours.content_encoding) == (
+        celerys.content_type,
+        celerys.content_encoding,
+    )
 
 
 def test_a_sender_survives_its_connection_being_killed(redis_url: str) -> None:

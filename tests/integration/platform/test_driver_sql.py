@@ -153,3 +153,35 @@ def test_driver_statements_feed_the_database_metrics(database_url: str) -> None:
         errors + 1
     )
     assert sample("db_connections_failed_total", database="postgres") == lost + 1
+
+
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        ("INSERT INTO test_driver_rows VALUES (%(id)s, 'x')", {"id": 1}),  # unique violation
+        ("SELECT %(n)s::int / 0", {"n": 1}),  # data error
+        ("SELECT * FROM no_such_table_here", {}),  # programming error
+        ("SELECT %(t)s::timestamptz", {"t": "not a time"}),  # invalid input
+    ],
+)
+def test_driver_errors_are_the_ones_sqlalchemy_raises_for_the_same_statement(
+    engine: Engine, sql: str, params: dict[str, object]
+) -> None:
+    """models.driver re-does SQLAlchemy's error translation: this fails when an upgrade
+    of SQLAlchemy makes exec_driver_sql raise something else."""
+    with engine.connect() as connection:
+        connection.execute(text("INSERT INTO test_driver_rows VALUES (1, 'x')"))
+        connection.commit()
+        with pytest.raises(DBAPIError) as ours:
+            run_driver_sql(connection, sql, params)
+        connection.rollback()
+        with pytest.raises(DBAPIError) as theirs:
+            connection.exec_driver_sql(sql, params)
+        connection.rollback()
+    assert type(ours.value) is type(theirs.value)
+    assert type(ours.value.orig) is type(theirs.value.orig)
+    assert ours.value.connection_invalidated == theirs.value.connection_invalidated
+    assert (ours.value.statement, ours.value.params) == (
+        theirs.value.statement,
+        theirs.value.params,
+    )

@@ -25,3 +25,15 @@ def test_tls_and_sentinel_brokers_keep_kombus_own_transport() -> None:
 def test_the_apis_publisher_uses_it_too() -> None:
     publisher = Publisher.for_broker("redis://127.0.0.1:6379/11", celery_metrics=False)
     assert publisher._app.conf.broker_transport == TRANSPORT
+
+
+def test_the_kombu_method_the_transport_overrides_keeps_its_signature() -> None:
+    """tasks.broker.Channel overrides kombu's Redis Channel._create_client (a private
+    method): an upgrade that changes it must fail here, not in production."""
+    import inspect
+
+    from kombu.transport import redis as kombu_redis
+
+    parameters = inspect.signature(kombu_redis.Channel._create_client).parameters
+    assert list(parameters) == ["self", "asynchronous"]
+    assert parameters["asynchronous"].default is False
