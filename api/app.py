@@ -19,8 +19,8 @@ from api.structured_logging import configure_logging
 from models.base import Base
 from models.config import Settings, load_settings
 from models.db import make_db_engine, make_session_factory
+from models.prepared import send_plain_sql
 from tasks.instrumentation import instrument_db_engine, instrumented_redis
-from tasks.prepared import send_plain_sql
 
 API_PREFIX = "/api/v1"
 

@@ -37,11 +37,11 @@ from models.execution import Approval, Execution
 from models.identity import User
 from monitoring import metrics
 from tasks import runtime
+from tasks.applied import Applied, record_metrics
 from tasks.dispatch import Ticket, is_immediate
 from tasks.ledger import EffectsLedger, LedgerScope
 from tasks.notifier import Notifier
 from tasks.resume import resume_after_approval
-from tasks.transition import Applied, record_metrics
 
 log = structlog.get_logger(__name__)
 

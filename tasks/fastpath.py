@@ -3,7 +3,7 @@
 When a step touched nothing outside Postgres, wrote no records, and the
 engine decided "continue to step X" or "finish", its whole transition (the
 execution's next state as engine.lifecycle decides it, the step-run row, the
-consumed and the next ticket) is one statement of tasks.writer, whether the
+consumed and the next ticket) is one statement of models.writer, whether the
 step ran under the row lock or optimistically on an unlocked read (then the
 write applies only if the row is unchanged since, else StaleRow and the locked
 path takes over). Anything else (failures, retries, approvals, waits, record
@@ -23,14 +23,14 @@ from engine.context import deep_merge
 from engine.machine import Continue, Finish, decide_after_success
 from engine.outcome import StepOutcome
 from engine.state import ExecutionResult, StepRunStatus
+from models import writer
 from models.execution import DispatchOutbox
 from models.rows import JsonText
 from monitoring import metrics
-from tasks import writer
+from tasks.applied import Applied
 from tasks.dispatch import new_ticket
 from tasks.locking import COLUMNS, LockedExecution, snapshot
 from tasks.stepping import StepAttempt
-from tasks.transition import Applied
 
 # A step run on the plain row (tasks.locking), not on ORM objects.
 FastAttempt = StepAttempt[LockedExecution]

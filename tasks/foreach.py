@@ -30,9 +30,9 @@ from engine.port import StepPorts
 from engine.state import StepRunStatus
 from engine.templating import TemplateRenderer
 from models.execution import DispatchOutbox, Execution, StepRun
+from tasks.applied import Applied
 from tasks.stepping import StepAttempt, retry_rng
 from tasks.transition import (
-    Applied,
     apply_join,
     apply_records,
     branch_output,

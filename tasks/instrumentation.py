@@ -16,8 +16,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError
 
 from models import driver
+from models.prepared import prepared_sql
 from monitoring import metrics
-from tasks.prepared import prepared_sql
 
 _TABLE_AFTER = {
     "SELECT": re.compile(r"\bFROM\s+\"?([a-z_][a-z0-9_]*)", re.IGNORECASE),
@@ -37,7 +37,7 @@ def classify(statement: str) -> tuple[str, str]:
     """(query_type, table) with bounded values: unknown tables become "other"."""
     words = statement.lstrip().split(None, 1)
     verb = words[0].upper() if words else ""
-    if verb == "EXECUTE" and len(words) > 1:  # tasks.prepared: classify the prepared SQL
+    if verb == "EXECUTE" and len(words) > 1:  # models.prepared: classify the prepared SQL
         statement = prepared_sql(words[1].split("(", 1)[0])
         words = statement.split(None, 1)
         verb = words[0].upper() if words else ""

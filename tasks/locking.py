@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 
 from engine.definition import Definition
 from models.execution import Execution, StepRun
-from tasks.prepared import PreparedStatement, execute_prepared
+from models.prepared import PreparedStatement, execute_prepared
 
 _EXECUTIONS = cast(Table, Execution.__table__)
 _STEP_RUNS = cast(Table, StepRun.__table__)
@@ -55,7 +55,7 @@ class LockedExecution:
     running_seconds: float
     deadline_at: datetime | None
     # The row version's transaction id: any write to the row changes it, so a
-    # compare-and-set on it sees every change since the read (tasks.writer).
+    # compare-and-set on it sees every change since the read (models.writer).
     row_xmin: str
     # Names the pinned definition's text in a step message's snapshot.
     definition_digest: str

@@ -24,9 +24,10 @@ from engine.definition import Definition
 from engine.machine import decide_after_approval, decide_after_wait
 from engine.state import ApprovalStatus, ExecutionStatus
 from models.execution import Approval, Event, Execution, Wait
-from tasks.prepared import PreparedStatement, execute_prepared
+from models.prepared import PreparedStatement, execute_prepared
+from tasks.applied import Applied
 from tasks.stepping import StepAttempt
-from tasks.transition import Applied, apply_decision, current_result, write_changes
+from tasks.transition import apply_decision, current_result, write_changes
 
 # Run for every event (most wake nothing): prepared once per connection. One event
 # wakes at most 1000 waits in its transaction.

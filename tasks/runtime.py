@@ -18,10 +18,10 @@ from engine.templating import TemplateRenderer
 from models.base import Base
 from models.config import Settings, load_settings
 from models.db import UnitOfWork, make_db_engine, make_session_factory
+from models.prepared import send_plain_sql
 from tasks.dispatch import Publisher
 from tasks.instrumentation import instrument_db_engine, instrumented_redis
 from tasks.outbound import OutboundHttp
-from tasks.prepared import send_plain_sql
 from tasks.ssrf import parse_networks
 
 

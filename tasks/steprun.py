@@ -25,7 +25,7 @@ decided once from the definition when the ticket is written):
 
 Both end in the same writing of the transition: engine.lifecycle decides the
 execution's next state; a plain step's transition is one statement of
-tasks.writer, any other goes through tasks.transition in the same transaction.
+models.writer, any other goes through tasks.transition in the same transaction.
 """
 
 from __future__ import annotations
@@ -50,19 +50,18 @@ from models.db import UnitOfWork
 from models.execution import DispatchOutbox, Execution, StepRun
 from monitoring import metrics
 from tasks import runtime
+from tasks.applied import Applied, record_metrics
 from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate
 from tasks.fastpath import StaleRead, try_fast_write
 from tasks.foreach import ItemResult, apply_item, is_item, item_index, run_item, start_foreach
 from tasks.locking import AttemptState, LockedExecution, from_snapshot, lock_execution
 from tasks.stepping import StepAttempt, prepare_context, run_attempt
 from tasks.transition import (
-    Applied,
     apply_failure,
     apply_outcome,
     fail_execution,
     fan_out,
     parent_step_id,
-    record_metrics,
     write_changes,
 )
 

@@ -24,9 +24,10 @@ from engine.state import ExecutionStatus, StepRunStatus
 from models.execution import DispatchOutbox, Execution, StepRun
 from monitoring import metrics
 from tasks import runtime
+from tasks.applied import record_metrics
 from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, SWEEP_STUCK, Ticket, is_immediate, step_limit
 from tasks.foreach import reticket_unfinished
-from tasks.transition import fail_execution, record_metrics, ticket_step, write_changes
+from tasks.transition import fail_execution, ticket_step, write_changes
 
 BATCH_SIZE = 200
 WORKER_TYPE = "stuck_sweeper"

@@ -25,9 +25,10 @@ from engine.state import ExecutionStatus
 from models.execution import Execution, Wait
 from monitoring import metrics
 from tasks import runtime
+from tasks.applied import Applied
 from tasks.approvals import publish_applied
 from tasks.stepping import StepAttempt
-from tasks.transition import Applied, apply_decision, current_result, write_changes
+from tasks.transition import apply_decision, current_result, write_changes
 
 RESUME_DUE = "workflows.resume_due"
 BATCH_SIZE = 200

@@ -9,8 +9,6 @@ comes back in `Applied`, so a transaction that rolls back publishes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,23 +38,12 @@ from engine.state import ExecutionResult, ExecutionStatus, StepRunStatus
 from models.execution import Approval, DispatchOutbox, Execution, StepRun
 from models.execution import Wait as WaitRow
 from monitoring import metrics
+from tasks.applied import Applied
 from tasks.dispatch import new_ticket
 from tasks.stepping import StepAttempt, retry_rng
 
 S = ExecutionStatus
 DEFAULT_APPROVER_ROLE = "admin"
-
-
-@dataclass
-class Applied:
-    label: str
-    tickets: list[DispatchOutbox] = field(default_factory=list)
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
-
-
-def record_metrics(applied: Applied) -> None:
-    for callback in applied.after_commit:
-        callback()
 
 
 def current_result(execution: Execution) -> ExecutionResult | None:

@@ -30,7 +30,7 @@ from engine.state import ApprovalStatus
 from models.execution import Approval
 from models.identity import Membership
 from tasks import approvals as approval_tasks
-from tasks.transition import record_metrics
+from tasks.applied import record_metrics
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from api.auth.tokens import AccessClaims, TokenError, VerifiedTokens, hash_token
 from api.errors import abort
 from api.services import autocommit_connection, services
 from models.permission import permissions_of
-from tasks.prepared import PreparedStatement, execute_prepared
+from models.prepared import PreparedStatement, execute_prepared
 
 F = TypeVar("F", bound=Callable[..., Any])
 

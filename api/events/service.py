@@ -36,12 +36,12 @@ from engine.condition import evaluate
 from engine.templating import TemplateRenderer
 from engine.trigger import event_matches
 from models.execution import DispatchOutbox, Event
+from models.prepared import PreparedStatement, execute_prepared
 from models.rows import InsertBatch
 from monitoring import metrics
+from tasks.applied import record_metrics
 from tasks.launch import WorkflowRecord, start_executions
-from tasks.prepared import PreparedStatement, execute_prepared
 from tasks.resume import resume_event_waits
-from tasks.transition import record_metrics
 
 _renderer = TemplateRenderer()
 

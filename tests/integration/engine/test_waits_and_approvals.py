@@ -26,8 +26,8 @@ def decide(rt: Any, execution_id: str, status: str) -> None:
     """Decide the execution's pending approval as the approvals API would."""
     from engine.state import ApprovalStatus
     from models.execution import Approval
+    from tasks.applied import record_metrics
     from tasks.resume import resume_after_approval
-    from tasks.transition import record_metrics
 
     with rt.session_factory() as session:
         approval = session.scalars(

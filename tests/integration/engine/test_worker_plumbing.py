@@ -13,8 +13,8 @@ from celery import Celery
 from kombu import Connection
 from sqlalchemy.exc import DBAPIError
 
+from models.prepared import PreparedStatement, execute_prepared
 from tasks.broker import Transport
-from tasks.prepared import PreparedStatement, execute_prepared
 
 _ANSWER = PreparedStatement("iw_test_answer", "SELECT %(value)s::integer + 1")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from models.prepared import PreparedStatement
 from tasks.instrumentation import classify
-from tasks.prepared import PreparedStatement
 
 _COUNT_RUNS = PreparedStatement(
     "iw_test_count_runs", "SELECT count(*) FROM step_runs WHERE execution_id = %(id)s"

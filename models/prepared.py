@@ -14,7 +14,7 @@ the pool clears when it replaces the connection. PREPARE is not undone by a
 rollback, so the first use on a connection sends `DEALLOCATE ALL` and every
 registered PREPARE ahead of its EXECUTEs (safe to repeat after a failure half
 way), and any database error makes the connection start over next time; a
-statement registered later (tasks.writer compiles one per shape of transition)
+statement registered later (models.writer compiles one per shape of transition)
 is prepared on a connection ahead of its first EXECUTE there.
 An engine built with `DB_PREPARED_STATEMENTS=false` (see `send_plain_sql`)
 sends the same statements unprepared, for transaction-pooling proxies.
@@ -85,7 +85,7 @@ def execute_prepared(
     if not prepared:  # a new connection, or one whose statements are unknown after an error
         preparing = list(_REGISTRY.values())
         sql = ";".join(["DEALLOCATE ALL", *(s.prepare_sql for s in preparing), sql])
-    elif preparing:  # statements registered since (tasks.writer builds one per shape)
+    elif preparing:  # statements registered since (models.writer builds one per shape)
         sql = ";".join([*(s.prepare_sql for s in preparing), sql])
     try:
         result = run_driver_sql(connection, sql, params)

@@ -12,7 +12,7 @@ compare-and-set cannot fail.
 
 The SQL is built from the models' table metadata with SQLAlchemy Core,
 compiled once per shape (which columns change, how many tickets) and sent as a
-prepared statement (tasks.prepared), so a column added to a model reaches it
+prepared statement (models.prepared), so a column added to a model reaches it
 without a second edit.
 """
 
@@ -45,15 +45,15 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
 from models.execution import DispatchOutbox, Execution, StepRun
+from models.prepared import PreparedStatement, execute_prepared
 from models.rows import JsonText
-from tasks.prepared import PreparedStatement, execute_prepared
 
 _EXECUTIONS = cast(Table, Execution.__table__)
 _STEP_RUNS = cast(Table, StepRun.__table__)
 _OUTBOX = cast(Table, DispatchOutbox.__table__)
 # Taken from the execution row the statement moved, never from the caller.
 _FROM_EXECUTION = ("organization_id", "execution_id")
-_DIALECT = postgresql.psycopg2.dialect()
+_DIALECT = postgresql.psycopg2.dialect()  # type: ignore[no-untyped-call]
 
 
 class StaleRow(Exception):
