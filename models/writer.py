@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models.execution import DispatchOutbox, Execution, StepRun
 from models.prepared import PreparedStatement, execute_prepared
@@ -191,3 +193,16 @@ def _insert_from_moved(
     if table is _OUTBOX:
         statement = statement.returning(table.c.id)
     return statement.cte(name)
+
+
+# --- changes to a loaded row ---------------------------------------------------------
+def write_loaded(session: Session, row: Execution, changes: Mapping[str, Any]) -> None:
+    """Write `changes` to an execution row the session holds locked (failures, waits,
+    approvals, fan-outs, the operator's controls) through `write`, in the session's
+    transaction, and show them on the loaded row; nothing writes an execution row
+    another way."""
+    if not changes:
+        return
+    write(session.connection(), StepTransition(row.id, row.version, changes))
+    for column, value in changes.items():
+        set_committed_value(row, column, value)

@@ -43,7 +43,7 @@ def pause(session: Session, execution: Execution, now: datetime) -> ControlResul
     # not dispatched while paused (the step task checks the status).
     previous = execution.status
     changes = lifecycle.pause(execution, now, _timeout(execution))
-    write_changes(execution, changes)
+    write_changes(session, execution, changes)
     return ControlResult(execution, changes is not None, previous)
 
 
@@ -51,7 +51,7 @@ def resume(session: Session, execution: Execution, now: datetime) -> ControlResu
     previous = execution.status
     waiting = execution.status == lifecycle.S.PAUSED and _is_waiting(session, execution)
     changes = lifecycle.resume(execution, now, _timeout(execution), waiting=waiting)
-    write_changes(execution, changes)
+    write_changes(session, execution, changes)
     if changes is None or execution.status != lifecycle.S.RUNNING:
         return ControlResult(execution, changes is not None, previous)
     return ControlResult(execution, True, previous, _ticket_current_step(session, execution, now))
@@ -63,7 +63,7 @@ def cancel(session: Session, execution: Execution, now: datetime, reason: str) -
     changes = lifecycle.cancel(execution, now, _timeout(execution), reason)
     if changes is None:
         return ControlResult(execution, False, previous)
-    write_changes(execution, changes)
+    write_changes(session, execution, changes)
     _close_open_waits(session, execution, now, reason)
     session.execute(delete(DispatchOutbox).where(DispatchOutbox.execution_id == execution.id))
     slug, trigger = execution.workflow_id, execution.trigger_type
@@ -79,7 +79,7 @@ def retry(session: Session, execution: Execution, now: datetime) -> ControlResul
     changes = lifecycle.retry(execution, now, _timeout(execution))
     if changes is None:
         return ControlResult(execution, False, previous)  # already retried
-    write_changes(execution, changes)
+    write_changes(session, execution, changes)
     return ControlResult(execution, True, previous, _ticket_current_step(session, execution, now))
 
 

@@ -78,8 +78,8 @@ def start_foreach(
     run.input = {"items": overlays}
     run.output = {"dispatched": first}
     execution = attempt.execution
-    execution.context = deep_merge(attempt.context, attempt.extra_updates)
-    write_changes(execution, lifecycle.touch(execution, now))
+    context = deep_merge(attempt.context, attempt.extra_updates)
+    write_changes(session, execution, {**lifecycle.touch(execution, now), "context": context})
     applied = Applied("fanned_out")
     if not overlays:
         return _join(session, attempt, run, [], now=now, applied=applied)
@@ -170,7 +170,7 @@ def _after_item(session: Session, attempt: StepAttempt, now: datetime, applied: 
         return applied  # joined already
     overlays = (parent.input or {}).get("items") or []
     dispatched = int((parent.output or {}).get("dispatched", 0))
-    write_changes(execution, lifecycle.touch(execution, now))
+    write_changes(session, execution, lifecycle.touch(execution, now))
     if dispatched < len(overlays) and execution.status != "paused":
         applied.tickets.append(
             ticket_step(

@@ -92,10 +92,9 @@ def _resume(session: Session, wait: Wait, event: Event, now: datetime) -> Applie
     wait.status = "resolved"
     wait.resolved_event_id = event.id
     wait.resolved_at = now
-    execution.context = merge_event(
-        execution.context, event.event_type, event.payload, step_id=step.id
-    )
-    write_changes(execution, lifecycle.wake(execution, now, definition.timeout))
+    context = merge_event(execution.context, event.event_type, event.payload, step_id=step.id)
+    write_changes(session, execution, {"context": context})
+    write_changes(session, execution, lifecycle.wake(execution, now, definition.timeout))
     attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
     decision = decide_after_wait(definition, step, False, current_result(execution))
     return apply_decision(session, attempt, decision, now, Applied("resumed"))
@@ -133,8 +132,8 @@ def resume_after_approval(
     update = approval_context(
         step.id, status=status.value, approver=approver, reason=reason, decided_at=now
     )
-    execution.context = deep_merge(execution.context, update)
-    write_changes(execution, lifecycle.wake(execution, now, definition.timeout))
+    write_changes(session, execution, {"context": deep_merge(execution.context, update)})
+    write_changes(session, execution, lifecycle.wake(execution, now, definition.timeout))
     attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
     decision = decide_after_approval(definition, step, status, current_result(execution))
     return apply_decision(session, attempt, decision, now, Applied("approval_" + status.value))

@@ -206,8 +206,10 @@ def _is_early(run: StepRun | AttemptState | None, now: datetime) -> bool:
     )
 
 
-def _start_running(execution: Execution, definition: Definition, now: datetime) -> None:
-    write_changes(execution, lifecycle.start_step(execution, now, definition.timeout))
+def _start_running(
+    session: Session, execution: Execution, definition: Definition, now: datetime
+) -> None:
+    write_changes(session, execution, lifecycle.start_step(execution, now, definition.timeout))
 
 
 # --- optimistic path ----------------------------------------------------------------------
@@ -372,7 +374,7 @@ def _run_general(tx: _Locked, definition: Definition, step: Step) -> Applied:
     )
     if lifecycle.is_past_deadline(execution, tx.now):
         _consume_ticket(tx.session, tx.message.outbox_id)
-        return fail_execution(execution, tx.now, definition)
+        return fail_execution(tx.session, execution, tx.now, definition)
     result = _work(tx.rt, tx.session, attempt, deadline=None, allow_effects=False)
     return _record_general(tx, attempt, result)
 
@@ -388,7 +390,7 @@ def _orm_rows(tx: _Locked) -> tuple[Execution, StepRun | None]:
 def _record_general(tx: _Locked, attempt: StepAttempt[Execution], result: Any) -> Applied:
     """The general path: the ORM records whatever the step decided."""
     _consume_ticket(tx.session, tx.message.outbox_id)
-    _start_running(attempt.execution, attempt.definition, tx.now)
+    _start_running(tx.session, attempt.execution, attempt.definition, tx.now)
     return _record(tx.rt, tx.session, attempt, result, datetime.now(UTC))
 
 
@@ -500,13 +502,13 @@ def _claim(rt: runtime.Runtime, session: Session, message: StepMessage) -> StepA
         return "early"
     definition = Definition.from_dict(execution.definition)
     if lifecycle.is_past_deadline(execution, now):
-        applied = fail_execution(execution, now, definition)
+        applied = fail_execution(session, execution, now, definition)
         session.delete(ticket)
         session.commit()
         record_metrics(applied)
         return applied.label
     step = definition.step(message.step_id)
-    _start_running(execution, definition, now)
+    _start_running(session, execution, definition, now)
     attempt = StepAttempt.begin(
         execution,
         definition,

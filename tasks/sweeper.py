@@ -49,7 +49,7 @@ def fail_overdue(rt: runtime.Runtime, now: datetime) -> int:
         ).all()
         for execution in overdue:
             applied_all.append(
-                fail_execution(execution, now, Definition.from_dict(execution.definition))
+                fail_execution(session, execution, now, Definition.from_dict(execution.definition))
             )
             session.execute(
                 delete(DispatchOutbox).where(DispatchOutbox.execution_id == execution.id)
@@ -108,12 +108,12 @@ def _redispatch(session: Session, execution: Execution, now: datetime) -> list[D
     ).first()
     attempt = 1
     if latest is not None and latest.status == StepRunStatus.RUNNING and step.body:
-        write_changes(execution, lifecycle.touch(execution, now))
+        write_changes(session, execution, lifecycle.touch(execution, now))
         return reticket_unfinished(session, execution, definition, step, latest, now=now)
     if latest is not None:
         finished = latest.status in (StepRunStatus.COMPLETED, StepRunStatus.FAILED)
         attempt = latest.attempt + 1 if finished else latest.attempt
-    write_changes(execution, lifecycle.touch(execution, now))
+    write_changes(session, execution, lifecycle.touch(execution, now))
     return [ticket_step(session, execution, definition, step, now, attempt=attempt)]
 
 

@@ -80,7 +80,7 @@ def _fire(session: Session, wait: Wait, now: datetime) -> Applied | None:
     step = definition.step(wait.step_id)
     wait.status = "timed_out" if timed_out else "resolved"
     wait.resolved_at = now
-    write_changes(execution, lifecycle.wake(execution, now, definition.timeout))
+    write_changes(session, execution, lifecycle.wake(execution, now, definition.timeout))
     attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
     decision = decide_after_wait(definition, step, timed_out, current_result(execution))
     label = "wait_timed_out" if timed_out else "timer_fired"

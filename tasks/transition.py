@@ -37,6 +37,7 @@ from engine.outcome import JoinDecision
 from engine.state import ExecutionResult, ExecutionStatus, StepRunStatus
 from models.execution import Approval, DispatchOutbox, Execution, StepRun
 from models.execution import Wait as WaitRow
+from models.writer import write_loaded
 from monitoring import metrics
 from tasks.applied import Applied
 from tasks.dispatch import new_ticket
@@ -68,9 +69,10 @@ def apply_outcome(
     attempt.finish_run(session, status, now, input=outcome.input, output=output)
     apply_records(attempt)
     execution = attempt.execution
-    execution.context = deep_merge(
+    context = deep_merge(
         deep_merge(attempt.context, attempt.extra_updates), outcome.context_updates
     )
+    write_changes(session, execution, {"context": context})
     decision = decide_after_success(
         attempt.definition, attempt.step, outcome, current_result(execution)
     )
@@ -99,7 +101,9 @@ def apply_failure(
             retry = RetryAt(step_id=attempt.step.id, due=due, attempt=attempt.attempt + 1)
             return schedule_retry(session, attempt, retry, now, applied)
         return _maybe_join(session, attempt, now, applied)
-    execution.context = deep_merge(attempt.context, attempt.extra_updates)
+    write_changes(
+        session, execution, {"context": deep_merge(attempt.context, attempt.extra_updates)}
+    )
     decision = decide_after_failure(
         attempt.definition,
         attempt.step,
@@ -112,10 +116,12 @@ def apply_failure(
     return apply_decision(session, attempt, decision, now, applied)
 
 
-def fail_execution(execution: Execution, now: datetime, definition: Definition) -> Applied:
+def fail_execution(
+    session: Session, execution: Execution, now: datetime, definition: Definition
+) -> Applied:
     """The workflow timeout ran out (sweeper or a late step)."""
     applied = Applied("timed_out")
-    _finish(execution, definition, time_out(definition), now, applied)
+    _finish(session, execution, definition, time_out(definition), now, applied)
     return applied
 
 
@@ -127,13 +133,12 @@ def apply_decision(
     if isinstance(decision, RetryAt):
         return schedule_retry(session, attempt, decision, now, applied)
     if isinstance(decision, Finish):
-        _finish(execution, definition, decision, now, applied)
+        _finish(session, execution, definition, decision, now, applied)
         return applied
     if isinstance(decision, Continue):
-        execution.context = deep_merge(execution.context, decision.context_updates)
-        write_changes(
-            execution, lifecycle.continue_to(execution, decision, now, definition.timeout)
-        )
+        context = deep_merge(execution.context, decision.context_updates)
+        changes = lifecycle.continue_to(execution, decision, now, definition.timeout)
+        write_changes(session, execution, {**changes, "context": context})
         if execution.status != S.PAUSED:
             applied.tickets.append(
                 ticket_step(session, execution, definition, definition.step(decision.step_id), now)
@@ -143,16 +148,17 @@ def apply_decision(
         _create_approval(session, attempt, decision, now, applied)
     elif isinstance(decision, Wait):
         _create_wait(session, attempt, decision, now)
-    write_changes(execution, lifecycle.park(execution, decision, now, definition.timeout))
+    write_changes(session, execution, lifecycle.park(execution, decision, now, definition.timeout))
     applied.label = "waiting"
     return applied
 
 
-def write_changes(execution: Execution, changes: lifecycle.Changes | None) -> None:
-    """Set the columns engine.lifecycle decided on the locked row (flushed with the
-    transaction)."""
-    for column, value in (changes or {}).items():
-        setattr(execution, column, value)
+def write_changes(
+    session: Session, execution: Execution, changes: lifecycle.Changes | None
+) -> None:
+    """Write what engine.lifecycle decided (and context updates) to the locked row, through
+    the transition writer (models.writer.write_loaded)."""
+    write_loaded(session, execution, changes or {})
 
 
 def ticket_step(
@@ -217,18 +223,24 @@ def schedule_retry(
                 due_at=decision.due,
             )
         )
-    write_changes(execution, lifecycle.retry_later(execution, decision.due, now))
+    write_changes(session, execution, lifecycle.retry_later(execution, decision.due, now))
     applied.label = "retry_scheduled"
     slug, name = execution.workflow_id, attempt.step.id
     applied.after_commit.append(lambda: metrics.record_step_retry(slug, name))
     return applied
 
 
-def _finish(
-    execution: Execution, definition: Definition, decision: Finish, now: datetime, applied: Applied
+def _finish(  # noqa: PLR0917 - the decision's parts, in the order the callers have them
+    session: Session,
+    execution: Execution,
+    definition: Definition,
+    decision: Finish,
+    now: datetime,
+    applied: Applied,
 ) -> None:
-    execution.context = deep_merge(execution.context, decision.context_updates)
-    write_changes(execution, lifecycle.finish(execution, decision, now, definition.timeout))
+    context = deep_merge(execution.context, decision.context_updates)
+    changes = lifecycle.finish(execution, decision, now, definition.timeout)
+    write_changes(session, execution, {**changes, "context": context})
     applied.label = decision.status.value
     slug, trigger, status = execution.workflow_id, execution.trigger_type, decision.status.value
     error_type, seconds = execution.error_type, (execution.duration_ms or 0) / 1000
@@ -292,8 +304,8 @@ def fan_out(session: Session, attempt: StepAttempt, now: datetime) -> Applied:
     attempt.mark_running(session, now)
     applied = Applied("fanned_out")
     execution = attempt.execution
-    execution.context = deep_merge(attempt.context, attempt.extra_updates)
-    write_changes(execution, lifecycle.touch(execution, now))
+    context = deep_merge(attempt.context, attempt.extra_updates)
+    write_changes(session, execution, {**lifecycle.touch(execution, now), "context": context})
     for branch in plan_parallel(attempt.step):
         applied.tickets.append(
             ticket_step(
@@ -332,7 +344,7 @@ def _maybe_join(session: Session, attempt: StepAttempt, now: datetime, applied: 
     session.flush()
     outcomes = _branch_outcomes(session, execution, parent)
     if outcomes is None:
-        write_changes(execution, lifecycle.touch(execution, now))
+        write_changes(session, execution, lifecycle.touch(execution, now))
         return applied
     join = join_parallel(parent, outcomes)
     return apply_join(session, attempt, parent, parent_run, join, now=now, applied=applied)
