@@ -112,11 +112,7 @@ def continue_to(
 ) -> Changes:
     """The flow moves on to `decision.step_id` (a paused execution stays paused: the
     step that was in flight records where it got to, and resume dispatches it)."""
-    changes: Changes = {
-        "current_step_id": decision.step_id,
-        "result": _value(decision.result),
-        "heartbeat_at": now,
-    }
+    changes = _moved_to(decision.step_id, decision.result, now)
     if execution.status != S.PAUSED:
         changes.update(_status(execution, S.RUNNING))
         changes.update(enter_running(execution, now, timeout))
@@ -130,10 +126,8 @@ def park(
     timeout: timedelta,
 ) -> Changes:
     """The flow waits for an event, a time or an approval (paused stays paused)."""
-    changes: Changes = {
-        "current_step_id": decision.step_id,
-        "result": _value(decision.result),
-        "heartbeat_at": now,
+    changes = {
+        **_moved_to(decision.step_id, decision.result, now),
         **leave_running(execution, now, timeout),
     }
     if execution.status != S.PAUSED:
@@ -260,6 +254,10 @@ def _status(execution: ExecutionFields, target: ExecutionStatus) -> Changes:
     if not can_transition(current, target):
         raise TransitionError(f"an execution cannot go from {current} to {target}")
     return {"status": target.value}
+
+
+def _moved_to(step_id: str, result: ExecutionResult | None, now: datetime) -> Changes:
+    return {"current_step_id": step_id, "result": _value(result), "heartbeat_at": now}
 
 
 def _ended(execution: ExecutionFields, now: datetime) -> Changes:

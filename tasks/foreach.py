@@ -84,17 +84,22 @@ def start_foreach(
     if not overlays:
         return _join(session, attempt, run, [], now=now, applied=applied)
     for index in range(first):
-        applied.tickets.append(
-            ticket_step(
-                session,
-                execution,
-                attempt.definition,
-                step,
-                now,
-                branch_key=item_key(step.id, index),
-            )
-        )
+        applied.tickets.append(_ticket_item(session, attempt, index, now))
     return applied
+
+
+def _ticket_item(
+    session: Session, attempt: StepAttempt, index: int, now: datetime
+) -> DispatchOutbox:
+    step = attempt.step
+    return ticket_step(
+        session,
+        attempt.execution,
+        attempt.definition,
+        step,
+        now,
+        branch_key=item_key(step.id, index),
+    )
 
 
 # --- running one item -----------------------------------------------------------------------
@@ -172,16 +177,7 @@ def _after_item(session: Session, attempt: StepAttempt, now: datetime, applied: 
     dispatched = int((parent.output or {}).get("dispatched", 0))
     write_changes(session, execution, lifecycle.touch(execution, now))
     if dispatched < len(overlays) and execution.status != "paused":
-        applied.tickets.append(
-            ticket_step(
-                session,
-                execution,
-                attempt.definition,
-                step,
-                now,
-                branch_key=item_key(step.id, dispatched),
-            )
-        )
+        applied.tickets.append(_ticket_item(session, attempt, dispatched, now))
         parent.output = {"dispatched": dispatched + 1}
         return applied
     session.flush()
