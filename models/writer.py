@@ -55,6 +55,11 @@ _STEP_RUNS = cast(Table, StepRun.__table__)
 _OUTBOX = cast(Table, DispatchOutbox.__table__)
 # Taken from the execution row the statement moved, never from the caller.
 _FROM_EXECUTION = ("organization_id", "execution_id")
+# Per table, the columns sent as JSON text (looked up once, not per step).
+_JSON_COLUMNS = {
+    table.name: frozenset(c.name for c in table.c if isinstance(c.type, JSONB))
+    for table in (_EXECUTIONS, _STEP_RUNS, _OUTBOX)
+}
 _DIALECT = postgresql.psycopg2.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -109,8 +114,9 @@ def _params(transition: StepTransition) -> dict[str, Any]:
 
 
 def _values(prefix: str, table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    json_columns = _JSON_COLUMNS[table.name]
     return {
-        f"{prefix}_{name}": _json(value) if isinstance(table.c[name].type, JSONB) else value
+        f"{prefix}_{name}": _json(value) if name in json_columns else value
         for name, value in row.items()
     }
 

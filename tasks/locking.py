@@ -201,6 +201,10 @@ def from_snapshot(execution_id: uuid.UUID, data: dict[str, Any]) -> LockedExecut
 # The message names the execution already; the definition travels as its digest and
 # the context as the JSON text the write sent.
 _NOT_CARRIED = frozenset({"id", "definition", "context"})
+# Each carried column's Python type, from the model (read once).
+_PYTHON_TYPES: dict[str, type] = {
+    name: _EXECUTIONS.c[name].type.python_type for name in COLUMNS if name not in _NOT_CARRIED
+}
 
 
 def _encoded(value: Any) -> Any:
@@ -215,7 +219,7 @@ def _decoded(name: str, value: Any) -> Any:
     """Back to the column's Python type (the model's metadata says which)."""
     if value is None:
         return None
-    kind = _EXECUTIONS.c[name].type.python_type
+    kind = _PYTHON_TYPES[name]
     if kind is datetime:
         return datetime.fromisoformat(value)
     return kind(value)
