@@ -1,0 +1,151 @@
+"""What a dry run and a real run are compared on: the same summary read from either answer.
+
+A dry run (`POST /workflows/{id}/test`) answers its path, decisions and one trace
+row per step attempt; a real run is read back from `GET /executions/{id}` and its
+`/trace`. Both are reduced to a `RunSummary` with one reader per side, and every
+decision is read from the step's output the same way on both sides (a condition's
+`output.result`, an action's `output.action`), so two equal summaries mean the
+runs took the same path, decided the same at every step and ended the same way.
+
+The comparison stops where a run waits (an approval or a wait step): the dry-run
+endpoint takes no decisions, so both sides must stop at the same step with the
+same provisional result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tests.integration.engine.conftest import API, drive, execution, send_event, trace
+from tests.support import Caller
+
+# Steps whose own row the dry run does not write (it records their branches or
+# items and the join); they are compared through the path and the branch rows.
+FAN_OUT_TYPES = frozenset({"parallel", "foreach"})
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    path: tuple[str, ...]
+    # (step_id, attempt, status, decision) for each attempt of a top-level step, in order.
+    steps: tuple[tuple[Any, ...], ...]
+    # The same for parallel branches and foreach items, sorted: branches run concurrently.
+    branches: tuple[tuple[Any, ...], ...]
+    # (step_id, passed, the failed branches when it did not pass) for each join.
+    joins: tuple[tuple[Any, ...], ...]
+    status: str
+    result: str | None
+    error_type: str | None
+    waiting_at: str | None
+
+
+def decision(step_type: str, status: str, output: Any, error_code: str | None) -> Any:
+    """What a step decided, read from its trace row."""
+    if status == "failed":
+        return ("failed", error_code)
+    if not isinstance(output, dict):
+        return None
+    if step_type == "condition":
+        return ("condition", output.get("result"))
+    if step_type == "action":
+        return ("action", output.get("action"))
+    return None
+
+
+def branch_output(output: Any) -> Any:
+    """A branch row keeps the branch's whole outcome; its step's output is inside."""
+    if isinstance(output, dict) and "passed" in output:
+        return output.get("output")
+    return output
+
+
+def summarise_dry_run(report: dict[str, Any]) -> RunSummary:
+    top, branches = [], []
+    for row in report["steps"]:
+        error_code = (row["error"] or {}).get("code")
+        entry = (
+            row["step_id"],
+            row["attempt"],
+            row["status"],
+            decision(row["step_type"], row["status"], row["output"], error_code),
+        )
+        (branches if row["parent_step_id"] else top).append(entry)
+    waiting = report["waiting"]
+    return RunSummary(
+        path=tuple(report["path"]),
+        steps=tuple(top),
+        branches=tuple(sorted(branches, key=repr)),
+        status=report["status"],
+        result=report["result"],
+        error_type=report["error_type"],
+        joins=tuple(
+            (d["step_id"], d["join"]["passed"], _failed(d["join"]["passed"], d["join"]))
+            for d in report["decisions"]
+            if "join" in d
+        ),
+        waiting_at=waiting["step_id"] if waiting else None,
+    )
+
+
+def summarise_real_run(body: dict[str, Any], trace_body: dict[str, Any]) -> RunSummary:
+    path, top, branches, joins = [], [], [], []
+    for row in trace_body["steps"]:
+        output = branch_output(row["output"]) if row["branch_key"] else row["output"]
+        entry = (
+            row["step_id"],
+            row["attempt"],
+            row["status"],
+            decision(row["step_type"], row["status"], output, row["error_code"]),
+        )
+        if row["branch_key"]:
+            branches.append(entry)
+            continue
+        if row["attempt"] == 1:
+            path.append(row["step_id"])
+        if row["step_type"] not in FAN_OUT_TYPES:
+            top.append(entry)
+        elif row["status"] in ("completed", "failed"):
+            passed = row["status"] == "completed"
+            joins.append((row["step_id"], passed, _failed(passed, row["output"])))
+    return RunSummary(
+        path=tuple(path),
+        steps=tuple(top),
+        branches=tuple(sorted(branches, key=repr)),
+        status=body["status"],
+        result=body["result"],
+        error_type=body["error_type"],
+        joins=tuple(joins),
+        waiting_at=body["current_step_id"] if body["status"] == "waiting" else None,
+    )
+
+
+def _failed(passed: bool, join: Any) -> list[str] | None:
+    if passed or not isinstance(join, dict):
+        return None
+    return sorted(join.get("failed") or [])
+
+
+def dry_run(caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]) -> RunSummary:
+    response = caller.post(f"{API}/workflows/{workflow['id']}/test", {"payload": payload})
+    assert response.status_code == 200, response.json
+    return summarise_dry_run(dict(response.json))
+
+
+def real_run(
+    rt: Any, caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]
+) -> RunSummary:
+    """Start `workflow` as its trigger would (its event, else manually), run every step
+    through the real step task code until it finishes or waits, and read it back."""
+    trigger = workflow["definition"]["trigger"]
+    event = trigger.get("event") if trigger["type"] == "event" else None
+    if event and "*" not in event:
+        accepted = send_event(caller, event, payload)
+        (execution_id,) = accepted["execution_ids"]
+    else:
+        started = caller.post(f"{API}/workflows/{workflow['id']}/execute", {"payload": payload})
+        assert started.status_code == 202, started.json
+        execution_id = started.json["id"]
+    # Backoffs are made due at once: the dry run retries without waiting too.
+    drive(rt, include_delayed=True)
+    return summarise_real_run(execution(caller, execution_id), trace(caller, execution_id))
