@@ -7,14 +7,17 @@ decision is read from the step's output the same way on both sides (a condition'
 `output.result`, an action's `output.action`), so two equal summaries mean the
 runs took the same path, decided the same at every step and ended the same way.
 
-The comparison stops where a run waits (an approval or a wait step): the dry-run
-endpoint takes no decisions, so both sides must stop at the same step with the
-same provisional result.
+The endpoint takes no decisions, so a run that reaches an approval or a wait is
+compared up to it (both must wait at the same step with the same provisional
+result). To go past approvals, `decide_every_approval` answers them through the
+approvals API and `dry_run_deciding` tells the engine's dry run (the function the
+endpoint calls) the same answer; waits for events stay unanswered on both sides.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.integration.engine.conftest import API, drive, execution, send_event, trace
@@ -132,20 +135,77 @@ def dry_run(caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]) -
     return summarise_dry_run(dict(response.json))
 
 
-def real_run(
-    rt: Any, caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]
+def dry_run_deciding(
+    workflow: dict[str, Any], payload: dict[str, Any], decision: str, secrets: dict[str, str]
 ) -> RunSummary:
-    """Start `workflow` as its trigger would (its event, else manually), run every step
-    through the real step task code until it finishes or waits, and read it back."""
+    """The engine's dry run (what the endpoint calls) told that every approval is
+    decided `decision` (`approved` or `rejected`), which the endpoint cannot be told."""
+    from engine.definition import Definition
+    from engine.dryrun import dry_run as engine_dry_run
+    from engine.state import ApprovalStatus
+    from engine.templating import TemplateRenderer
+
+    definition = Definition.from_dict(workflow["definition"])
+    trigger = definition.trigger
+    exact_event = trigger.type == "event" and trigger.event and "*" not in trigger.event
+    steps, step_ids = list(definition.steps), []
+    while steps:
+        step = steps.pop()
+        step_ids.append(step.id)
+        steps.extend(step.body)
+    report = engine_dry_run(
+        definition,
+        payload,
+        now=datetime.now(UTC),
+        renderer=TemplateRenderer(secrets),
+        approvals={step_id: ApprovalStatus(decision) for step_id in step_ids},
+        event_type=trigger.event if exact_event else None,
+    )
+    return summarise_dry_run(report.to_dict())
+
+
+def start(caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]) -> str:
+    """Start `workflow` as its trigger would: its event, else manually."""
     trigger = workflow["definition"]["trigger"]
     event = trigger.get("event") if trigger["type"] == "event" else None
     if event and "*" not in event:
-        accepted = send_event(caller, event, payload)
-        (execution_id,) = accepted["execution_ids"]
-    else:
-        started = caller.post(f"{API}/workflows/{workflow['id']}/execute", {"payload": payload})
-        assert started.status_code == 202, started.json
-        execution_id = started.json["id"]
-    # Backoffs are made due at once: the dry run retries without waiting too.
+        (execution_id,) = send_event(caller, event, payload)["execution_ids"]
+        return str(execution_id)
+    started = caller.post(f"{API}/workflows/{workflow['id']}/execute", {"payload": payload})
+    assert started.status_code == 202, started.json
+    return str(started.json["id"])
+
+
+def run_until_settled(rt: Any) -> None:
+    """Every due step through the real step task code, until the run finishes or waits;
+    backoffs are made due at once, as the dry run retries without waiting."""
     drive(rt, include_delayed=True)
+
+
+def read_real_run(caller: Caller, execution_id: str) -> RunSummary:
     return summarise_real_run(execution(caller, execution_id), trace(caller, execution_id))
+
+
+def real_run(
+    rt: Any, caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]
+) -> RunSummary:
+    execution_id = start(caller, workflow, payload)
+    run_until_settled(rt)
+    return read_real_run(caller, execution_id)
+
+
+def decide_every_approval(rt: Any, caller: Caller, execution_id: str, verb: str) -> int:
+    """Answer each approval the execution waits for with `verb` (`approve` or `reject`)
+    through the approvals API, running the steps after each; how many were decided."""
+    decided = 0
+    while execution(caller, execution_id)["status"] == "waiting":
+        listed = caller.get(f"{API}/approvals?execution_id={execution_id}&status=pending")
+        assert listed.status_code == 200, listed.json
+        if not listed.json["approvals"]:
+            return decided  # waiting for an event or a time, not for a person
+        (approval,) = listed.json["approvals"]
+        answer = caller.post(f"{API}/approvals/{approval['id']}/{verb}", {"reason": "differential"})
+        assert answer.status_code == 200, answer.json
+        decided += 1
+        run_until_settled(rt)
+    return decided
