@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.unit.engine import test_dryrun_examples as unit
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -101,6 +103,15 @@ def sample_payloads(file: Path, workflow: dict[str, Any]) -> list[dict[str, Any]
         if payload not in samples:
             samples.append(payload)
     return samples
+
+
+def example_cases() -> list[Any]:
+    """One pytest case per example and sample payload, named `<file>-<index>`."""
+    return [
+        pytest.param(file, payload, id=f"{file.stem}-{index}")
+        for file in example_files()
+        for index, payload in enumerate(sample_payloads(file, json.loads(file.read_text())))
+    ]
 
 
 def derived_payloads(workflow: dict[str, Any]) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from engine.graph import END, successors
 from tests.integration.engine.conftest import create_workflow
 from tests.integration.engine.example_samples import (
+    example_cases,
     example_files,
     load_example,
     point_at_sink,
@@ -42,12 +43,6 @@ from tests.integration.engine.run_summary import (
 from tests.integration.engine.sinks import HttpSink
 from tests.support import Caller, register, unique
 
-EXAMPLE_CASES = [
-    pytest.param(file, payload, id=f"{file.stem}-{index}")
-    for file in example_files()
-    for index, payload in enumerate(sample_payloads(file, json.loads(file.read_text())))
-]
-
 
 @pytest.fixture(scope="module")
 def deployed(app: Any, http_sink: HttpSink) -> Any:
@@ -64,7 +59,7 @@ def deployed(app: Any, http_sink: HttpSink) -> Any:
     return deploy
 
 
-@pytest.mark.parametrize(("file", "payload"), EXAMPLE_CASES)
+@pytest.mark.parametrize(("file", "payload"), example_cases())
 def test_an_example_takes_the_same_path_and_decisions_in_the_dry_run_and_the_real_run(
     rt: Any, deployed: Any, http_sink: HttpSink, file: Path, payload: dict[str, Any]
 ) -> None:
