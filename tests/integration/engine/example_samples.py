@@ -134,6 +134,20 @@ def derived_payloads(workflow: dict[str, Any]) -> list[dict[str, Any]]:
     return payloads[:MAX_DERIVED]
 
 
+def follow_up_payload(workflow: dict[str, Any], match: Any, *, matching: bool) -> dict[str, Any]:
+    """The payload of an awaited event: every compared field at its literal value (so an
+    `eq` after the wait holds) or, not `matching`, just off it; then the fields of the
+    wait's own `match` (its values already rendered) at their value."""
+    payload: dict[str, Any] = {}
+    for leaf in _literal_leaves(workflow):
+        values = _values_around(leaf["value"])
+        _put(payload, leaf["field"], values[min(1, len(values) - 1)] if matching else values[0])
+    for leaf in _literal_leaves(match):
+        values = _values_around(leaf["value"])
+        _put(payload, leaf["field"], values[min(1, len(values) - 1)])
+    return payload
+
+
 def _literal_leaves(document: Any) -> Iterator[dict[str, Any]]:
     if isinstance(document, dict):
         if (

@@ -16,7 +16,7 @@ endpoint calls) the same answer; waits for events stay unanswered on both sides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,11 +135,16 @@ def dry_run(caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]) -
     return summarise_dry_run(dict(response.json))
 
 
-def dry_run_deciding(
-    workflow: dict[str, Any], payload: dict[str, Any], decision: str, secrets: dict[str, str]
-) -> RunSummary:
-    """The engine's dry run (what the endpoint calls) told that every approval is
-    decided `decision` (`approved` or `rejected`), which the endpoint cannot be told."""
+def dry_run_answering(
+    workflow: dict[str, Any],
+    payload: dict[str, Any],
+    decision: str,
+    secrets: dict[str, str],
+    events: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The engine's dry run (the function the endpoint calls) told what the endpoint
+    cannot be told: every approval is decided `decision` (`approved` or `rejected`)
+    and the wait steps in `events` get that payload."""
     from engine.definition import Definition
     from engine.dryrun import dry_run as engine_dry_run
     from engine.state import ApprovalStatus
@@ -159,9 +164,10 @@ def dry_run_deciding(
         now=datetime.now(UTC),
         renderer=TemplateRenderer(secrets),
         approvals={step_id: ApprovalStatus(decision) for step_id in step_ids},
+        events=events,
         event_type=trigger.event if exact_event else None,
     )
-    return summarise_dry_run(report.to_dict())
+    return report.to_dict()
 
 
 def start(caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]) -> str:
@@ -194,18 +200,45 @@ def real_run(
     return read_real_run(caller, execution_id)
 
 
-def decide_every_approval(rt: Any, caller: Caller, execution_id: str, verb: str) -> int:
-    """Answer each approval the execution waits for with `verb` (`approve` or `reject`)
-    through the approvals API, running the steps after each; how many were decided."""
-    decided = 0
-    while execution(caller, execution_id)["status"] == "waiting":
+@dataclass
+class Answered:
+    approvals: int = 0
+    # The wait steps whose event the real run took.
+    events: list[str] = field(default_factory=list)
+
+
+def answer_waits(
+    rt: Any,
+    caller: Caller,
+    execution_id: str,
+    verb: str,
+    events: dict[str, tuple[str, dict[str, Any]]],
+) -> Answered:
+    """Answer what the real run waits for, running the steps after each answer: every
+    approval with `verb` (`approve` or `reject`) through the approvals API, and a wait
+    step in `events` with its (event type, payload) through `POST /events`. Stops at a
+    wait it has no answer for (or whose event it did not take: a `match` not met)."""
+    answered = Answered()
+    while (body := execution(caller, execution_id))["status"] == "waiting":
+        step_id = body["current_step_id"]
         listed = caller.get(f"{API}/approvals?execution_id={execution_id}&status=pending")
         assert listed.status_code == 200, listed.json
-        if not listed.json["approvals"]:
-            return decided  # waiting for an event or a time, not for a person
-        (approval,) = listed.json["approvals"]
-        answer = caller.post(f"{API}/approvals/{approval['id']}/{verb}", {"reason": "differential"})
-        assert answer.status_code == 200, answer.json
-        decided += 1
+        if listed.json["approvals"]:
+            (approval,) = listed.json["approvals"]
+            url = f"{API}/approvals/{approval['id']}/{verb}"
+            decided = caller.post(url, {"reason": "differential"})
+            assert decided.status_code == 200, decided.json
+            answered.approvals += 1
+        elif step_id in events and step_id not in answered.events:
+            event_type, payload = events[step_id]
+            send_event(caller, event_type, payload)
+            answered.events.append(step_id)
+        else:
+            return answered
         run_until_settled(rt)
-    return decided
+        after = execution(caller, execution_id)
+        if after["status"] == "waiting" and after["current_step_id"] == step_id:
+            if answered.events[-1:] == [step_id]:
+                answered.events.pop()
+            return answered
+    return answered

@@ -15,6 +15,7 @@ rejected) in both, compared to the end or to the next wait for an event.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,20 @@ from tests.integration.engine.conftest import create_workflow
 from tests.integration.engine.example_samples import (
     example_cases,
     example_files,
+    follow_up_payload,
     load_example,
     point_at_sink,
     sample_payloads,
 )
 from tests.integration.engine.run_summary import (
-    decide_every_approval,
+    answer_waits,
     dry_run,
-    dry_run_deciding,
+    dry_run_answering,
     read_real_run,
     real_run,
     run_until_settled,
     start,
+    summarise_dry_run,
 )
 from tests.integration.engine.sinks import HttpSink
 from tests.support import Caller, register, unique
@@ -69,36 +72,75 @@ def test_an_example_takes_the_same_path_and_decisions_in_the_dry_run_and_the_rea
     assert real_run(rt, owner, workflow, payload) == expected
 
 
-def asks_for_approval(file: Path) -> bool:
+def waits_for_someone(file: Path) -> bool:
+    """Whether the example has an approval or a wait step."""
     text = file.read_text()
-    return "require_approval" in text or "create_approval_request" in text
+    return bool(re.search(r'"require_approval"|"create_approval_request"|"type":\s*"wait"', text))
 
 
-@pytest.mark.parametrize(("verb", "decision"), [("approve", "approved"), ("reject", "rejected")])
+def planned_events(
+    workflow: dict[str, Any],
+    payload: dict[str, Any],
+    decision: str,
+    secrets: dict[str, str],
+    matching: bool,
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each wait for an event the dry run meets, once approvals are decided, and the
+    event that will answer it: {wait step id: (event type, payload)}."""
+    planned: dict[str, tuple[str, dict[str, Any]]] = {}
+    while True:
+        events = {step_id: body for step_id, (_, body) in planned.items()}
+        waiting = dry_run_answering(workflow, payload, decision, secrets, events)["waiting"]
+        if not waiting or waiting["kind"] != "event" or waiting["step_id"] in planned:
+            return planned
+        request = waiting["would_wait_for"]
+        body = follow_up_payload(workflow, request.get("match"), matching=matching)
+        planned[waiting["step_id"]] = request["event"], body
+
+
 @pytest.mark.parametrize(
-    "file", [f for f in example_files() if asks_for_approval(f)], ids=lambda f: f.stem
+    ("verb", "decision", "matching"),
+    [
+        pytest.param("approve", "approved", True, id="approved-events-matching"),
+        pytest.param("approve", "approved", False, id="approved-events-off"),
+        pytest.param("reject", "rejected", True, id="rejected"),
+    ],
 )
-def test_an_example_ends_the_same_way_in_both_runs_once_its_approvals_are_decided(
-    rt: Any, deployed: Any, http_sink: HttpSink, file: Path, verb: str, decision: str
+@pytest.mark.parametrize(
+    "file", [f for f in example_files() if waits_for_someone(f)], ids=lambda f: f.stem
+)
+def test_an_example_ends_the_same_way_in_both_runs_once_its_approvals_and_events_are_answered(
+    rt: Any,
+    deployed: Any,
+    http_sink: HttpSink,
+    file: Path,
+    verb: str,
+    decision: str,
+    matching: bool,
 ) -> None:
-    """Each sample that stops at an approval: the real run has every approval answered
-    through the approvals API, the engine's dry run is told the same answer; both go on
-    to the end or to the next wait for an event, which is not answered."""
+    """Each sample that stops to wait: the real run has every approval answered through
+    the approvals API and each awaited event sent to `POST /events` (its compared fields
+    at their values, or just off them); the engine's dry run is told the same answers;
+    both go on to the end (or to a wait left unanswered)."""
     owner, workflow = deployed(file)
-    decided = 0
+    secrets = rt.settings.workflow_secrets
+    compared = 0
     for index, sample in enumerate(sample_payloads(file, json.loads(file.read_text()))):
         payload = point_at_sink(sample, http_sink.url)
         if dry_run(owner, workflow, payload).status != "waiting":
             continue
+        events = planned_events(workflow, payload, decision, secrets, matching)
         execution_id = start(owner, workflow, payload)
         run_until_settled(rt)
-        if not decide_every_approval(rt, owner, execution_id, verb):
+        answered = answer_waits(rt, owner, execution_id, verb, events)
+        if not (answered.approvals or answered.events):
             continue
-        decided += 1
-        expected = dry_run_deciding(workflow, payload, decision, rt.settings.workflow_secrets)
+        compared += 1
+        taken = {step_id: events[step_id][1] for step_id in answered.events}
+        expected = summarise_dry_run(dry_run_answering(workflow, payload, decision, secrets, taken))
         assert read_real_run(owner, execution_id) == expected, f"sample {index}: {payload}"
-    if not decided:
-        pytest.skip(f"no sample payload of {file.name} reaches an approval")
+    if not compared:
+        pytest.skip(f"no sample payload of {file.name} stops at an approval or a wait")
 
 
 def test_every_example_has_sample_payloads() -> None:
