@@ -35,7 +35,8 @@ class RunSummary:
     steps: tuple[tuple[Any, ...], ...]
     # The same for parallel branches and foreach items, sorted: branches run concurrently.
     branches: tuple[tuple[Any, ...], ...]
-    # (step_id, passed, the failed branches when it did not pass) for each join.
+    # (step_id, passed, failed branches or items, each foreach item's decisions, each
+    # failed item's error) for each parallel or foreach join.
     joins: tuple[tuple[Any, ...], ...]
     status: str
     result: str | None
@@ -56,6 +57,48 @@ def decision(step_type: str, status: str, output: Any, error_code: str | None) -
     return None
 
 
+def output_decision(output: Any) -> Any:
+    """What a step inside a foreach item decided, read from its output alone (a join
+    keeps outputs without step types)."""
+    if isinstance(output, dict) and "action" in output:
+        return ("action", output["action"])
+    if isinstance(output, dict) and set(output) == {"result"}:
+        return ("condition", output["result"])
+    return None
+
+
+def join_summary(step_id: str, passed: bool, join: Any) -> tuple[Any, ...]:
+    """A join, as the dry run's decision and the real fan-out row both keep it."""
+    join = join if isinstance(join, dict) else {}
+    inner = join.get("output") if isinstance(join.get("output"), dict) else {}
+    items, errors = None, None
+    if isinstance(inner.get("items"), list):
+        items = tuple(
+            tuple(sorted((body_id, output_decision(out)) for body_id, out in item.items()))
+            if isinstance(item, dict)
+            else item
+            for item in inner["items"]
+        )
+        errors = tuple(
+            sorted((index, (error or {}).get("code")) for index, error in inner["errors"].items())
+        )
+    return (step_id, passed, tuple(sorted(join.get("failed") or [])), items, errors)
+
+
+def _is_foreach_join(join: Any) -> bool:
+    return (
+        isinstance(join, dict)
+        and isinstance(join.get("output"), dict)
+        and "items" in join["output"]
+    )
+
+
+def _is_planning_failure(output: Any) -> bool:
+    """A fan-out step that failed before any branch ran (foreach items not a list): the
+    dry run writes it as a failed step of its own, not as a join."""
+    return isinstance(output, dict) and "error" in output and "failed" not in output
+
+
 def branch_output(output: Any) -> Any:
     """A branch row keeps the branch's whole outcome; its step's output is inside."""
     if isinstance(output, dict) and "passed" in output:
@@ -64,8 +107,14 @@ def branch_output(output: Any) -> Any:
 
 
 def summarise_dry_run(report: dict[str, Any]) -> RunSummary:
+    joins = [d for d in report["decisions"] if "join" in d]
+    # A foreach item is one row in the real trace (all its body steps) but one row per
+    # body step here: items are compared through the join instead.
+    foreach_ids = {d["step_id"] for d in joins if _is_foreach_join(d["join"])}
     top, branches = [], []
     for row in report["steps"]:
+        if row["parent_step_id"] in foreach_ids:
+            continue
         error_code = (row["error"] or {}).get("code")
         entry = (
             row["step_id"],
@@ -82,11 +131,7 @@ def summarise_dry_run(report: dict[str, Any]) -> RunSummary:
         status=report["status"],
         result=report["result"],
         error_type=report["error_type"],
-        joins=tuple(
-            (d["step_id"], d["join"]["passed"], _failed(d["join"]["passed"], d["join"]))
-            for d in report["decisions"]
-            if "join" in d
-        ),
+        joins=tuple(join_summary(d["step_id"], d["join"]["passed"], d["join"]) for d in joins),
         waiting_at=waiting["step_id"] if waiting else None,
     )
 
@@ -102,15 +147,15 @@ def summarise_real_run(body: dict[str, Any], trace_body: dict[str, Any]) -> RunS
             decision(row["step_type"], row["status"], output, row["error_code"]),
         )
         if row["branch_key"]:
-            branches.append(entry)
+            if row["step_type"] != "foreach":
+                branches.append(entry)
             continue
         if row["attempt"] == 1:
             path.append(row["step_id"])
-        if row["step_type"] not in FAN_OUT_TYPES:
+        if row["step_type"] not in FAN_OUT_TYPES or _is_planning_failure(row["output"]):
             top.append(entry)
         elif row["status"] in ("completed", "failed"):
-            passed = row["status"] == "completed"
-            joins.append((row["step_id"], passed, _failed(passed, row["output"])))
+            joins.append(join_summary(row["step_id"], row["status"] == "completed", row["output"]))
     return RunSummary(
         path=tuple(path),
         steps=tuple(top),
@@ -121,12 +166,6 @@ def summarise_real_run(body: dict[str, Any], trace_body: dict[str, Any]) -> RunS
         joins=tuple(joins),
         waiting_at=body["current_step_id"] if body["status"] == "waiting" else None,
     )
-
-
-def _failed(passed: bool, join: Any) -> list[str] | None:
-    if passed or not isinstance(join, dict):
-        return None
-    return sorted(join.get("failed") or [])
 
 
 def dry_run(caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]) -> RunSummary:

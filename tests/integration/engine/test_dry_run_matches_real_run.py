@@ -172,7 +172,7 @@ MEMBERSHIP = ("in", "not_in", "contains", "not_contains", "starts_with", "ends_w
 VALUELESS = ("exists", "not_exists", "is_empty")
 # `a + 1` and `b.e` fail to render for some payloads (a text `a`, a number `b`): the
 # step fails, so retries, `on_error` and failed executions are compared too.
-TEMPLATES = ("{{ a }}", "{{ b }}", "{{ c.d }}", "{{ a + 1 }}", "{{ b.e.length }}")
+TEMPLATES = ("{{ a }}", "{{ b }}", "{{ c.d }}", "{{ a + 1 }}", "{{ b.e.length }}", "{{ item }}")
 
 
 @st.composite
@@ -216,9 +216,33 @@ ITEMS = st.one_of(
     ),
     st.builds(
         lambda text: {"type": "log", "message": text},
-        st.sampled_from(["plain", "a is {{ a }}", "d is {{ c.d }}", "next {{ a + 1 }}"]),
+        st.sampled_from(
+            ["plain", "a is {{ a }}", "d is {{ c.d }}", "next {{ a + 1 }}", "item {{ item }}"]
+        ),
     ),
 )
+
+
+STRATEGIES = ("all_must_pass", "any_can_pass", "best_effort")
+
+
+@st.composite
+def body_steps(
+    draw: Any, step_id: str, kinds: tuple[str, ...] = ("condition", "action", "execute")
+) -> dict[str, Any]:
+    """A step without edges: what a parallel branch or a foreach body may be."""
+    kind = draw(st.sampled_from(kinds))
+    step: dict[str, Any] = {"id": step_id, "type": kind}
+    if kind == "condition":
+        step["condition"] = draw(CONDITIONS)
+    elif kind == "action":
+        step["action"] = {"type": draw(st.sampled_from(("allow", "block")))}
+        items = draw(st.lists(ITEMS, max_size=2))
+        if items:
+            step["execute"] = items
+    else:
+        step["execute"] = draw(st.lists(ITEMS, min_size=1, max_size=3))
+    return step
 
 
 @st.composite
@@ -233,7 +257,7 @@ def definitions(draw: Any) -> dict[str, Any]:
 
     steps = []
     for index, step_id in enumerate(ids):
-        kind = draw(st.sampled_from(("condition", "action", "execute")))
+        kind = draw(st.sampled_from(("condition", "action", "execute", "parallel", "foreach")))
         step: dict[str, Any] = {"id": step_id, "type": kind}
         if kind == "condition":
             step["condition"] = draw(CONDITIONS)
@@ -241,13 +265,19 @@ def definitions(draw: Any) -> dict[str, Any]:
                 target = draw(later(index))
                 if target:
                     step[branch] = target
-        elif kind == "action":
-            step["action"] = {"type": draw(st.sampled_from(("allow", "block")))}
-            items = draw(st.lists(ITEMS, max_size=2))
-            if items:
-                step["execute"] = items
+        elif kind in ("parallel", "foreach"):
+            size = draw(st.integers(min_value=1, max_value=3))
+            body = [draw(body_steps(f"{step_id}b{j}")) for j in range(size)]
+            strategy = draw(st.sampled_from(STRATEGIES))
+            if kind == "parallel":
+                step["parallel"] = {"strategy": strategy, "steps": body}
+            else:
+                items = draw(
+                    st.sampled_from(["{{ a }}", "{{ c.d }}"]) | st.lists(SCALARS, max_size=3)
+                )
+                step["foreach"] = {"items": items, "strategy": strategy, "steps": body}
         else:
-            step["execute"] = draw(st.lists(ITEMS, min_size=1, max_size=3))
+            step = draw(body_steps(step_id, (kind,)))
         if kind != "condition":
             recovery = draw(later(index))
             if recovery:
