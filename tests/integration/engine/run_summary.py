@@ -33,7 +33,8 @@ class RunSummary:
     path: tuple[str, ...]
     # (step_id, attempt, status, decision) for each attempt of a top-level step, in order.
     steps: tuple[tuple[Any, ...], ...]
-    # The same for parallel branches and foreach items, sorted: branches run concurrently.
+    # The same for parallel branches, sorted: branches run concurrently. (Foreach items
+    # are compared through their join.)
     branches: tuple[tuple[Any, ...], ...]
     # (step_id, passed, failed branches or items, each foreach item's decisions, each
     # failed item's error) for each parallel or foreach join.
