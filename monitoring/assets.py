@@ -227,6 +227,7 @@ def _exporter(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"expected NAME=PORT with NAME one of {known}: {text!r}")
     return name, int(port)
 
+
 def render_local_config(  # noqa: PLR0917 - the harness may pass the ports positionally
     api_port: int = 8080,
     worker_port: int = 9808,

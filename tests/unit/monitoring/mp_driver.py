@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring import metrics
 from monitoring import multiprocess as mp
+from monitoring.baseline import KnownLabels, KnownSeries, KnownWorkflow
 from monitoring.exposition import StateCollector, StateSnapshot, render_metrics
 
 DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
@@ -264,7 +265,20 @@ def scenario_prepare() -> dict[str, Any]:
     }
 
 
+def scenario_known() -> dict[str, Any]:
+    """A dead child recorded one execution; the scrape adds zeros for the rest."""
+    run_child(lambda _: metrics.record_execution_finished("invoice", "completed", "event", 2.0), 0)
+    known = KnownSeries(
+        lambda: KnownLabels(
+            workflows=[KnownWorkflow("invoice", "event"), KnownWorkflow("welcome", "schedule")]
+        )
+    )
+    body, _ = render_metrics(path=DIR, known=known)
+    return {repr(key): value for key, value in values(body).items()}
+
+
 SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
+    "known": scenario_known,
     "prepare": scenario_prepare,
     "identity": lambda: scenario_identity(12, dyadic=True),
     "identity_floats": lambda: scenario_identity(12, dyadic=False),
