@@ -33,10 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from models.migration import create_database_if_missing, drop_database, upgrade_to_head  # noqa: E402
 from tests.e2e.stack import Stack, wait_until  # noqa: E402
+from tests.support import redis_db_url  # noqa: E402
 
 SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/iw_bench_scrape_"
-REDIS_APP = "redis://127.0.0.1:6379/8"
-REDIS_BROKER = "redis://127.0.0.1:6379/7"
+# On the tests' Redis server (TEST_REDIS_SERVER): a run beside another one uses its own.
+REDIS_APP = redis_db_url(8)
+REDIS_BROKER = redis_db_url(7)
 ENV = {"RATE_LIMIT_DEFAULT": "1000000/second", "LOG_LEVEL": "WARNING"}
 
 
