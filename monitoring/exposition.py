@@ -29,6 +29,7 @@ from monitoring import metrics
 from monitoring.baseline import KnownSeries, fill_known_series
 from monitoring.multiprocess import DirectoryCollector, archive_dead_processes, multiprocess_dir
 from monitoring.process import ProcessTreeSample, sample_process_tree
+from monitoring.textformat import render_text
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def render_metrics(
         collectors.append(_CpuCounter(sample.cpu_seconds))
     directory = DirectoryCollector(path, counter_like={"process_cpu_seconds_total"})
     collectors.append(_WithKnownSeries(directory, known))
-    return generate_latest(_Combined(collectors)), CONTENT_TYPE
+    return render_text(_Combined(collectors).collect()), CONTENT_TYPE
 
 
 def _writes_directory() -> bool:
