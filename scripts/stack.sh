@@ -150,8 +150,9 @@ up() {
   start flower env -u PROMETHEUS_MULTIPROC_DIR "$BIN/celery" -A workers.app flower \
     --address=127.0.0.1 --port="$FLOWER_PORT"
   unset PROMETHEUS_MULTIPROC_DIR
-  start_exporters
   if command -v prometheus >/dev/null; then
+    # The exporters are started for Prometheus: without it, none is.
+    start_exporters
     local exporter_args=()
     [ ${#EXPORTERS[@]} -gt 0 ] && exporter_args=(--exporters "${EXPORTERS[@]}")
     "$BIN/python" -m monitoring.assets local-config --api-port "$API_PORT" \

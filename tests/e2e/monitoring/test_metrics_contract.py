@@ -394,6 +394,25 @@ def test_the_exporters_reach_postgres_and_redis(observed: dict[str, Any]) -> Non
     assert [r["value"][1] for r in prometheus.query("redis_up")] == ["1"]
 
 
+def test_known_label_sets_read_zero_rather_than_nothing(observed: dict[str, Any]) -> None:
+    prometheus = observed["prometheus"]
+
+    def values(expr: str) -> list[str]:
+        return [r["value"][1] for r in prometheus.query(expr)]
+
+    never_failed = 'workflow_id="metrics_success",status="failed",trigger_type="event"'
+    for job in ("workflows-api", "workflows-worker"):
+        assert values(f'workflow_executions_total{{job="{job}",{never_failed}}}') == ["0"], job
+    assert values(f"sum(increase(workflow_executions_total{{{never_failed}}}[1m]))") == ["0"]
+    assert values('ai_requests_total{model="none",status="unavailable"}') == ["1"]
+    assert values('ai_requests_total{model="none",status="success"}') == ["0"]
+    assert values('notifications_sent_total{type="slack",status="failed"}') == ["0"]
+    assert values('approvals_total{workflow_id="metrics_approval",status="expired"}') == [
+        "0",
+        "0",
+    ]
+
+
 def test_flower_ui_and_api_ask_for_the_generated_login(observed: dict[str, Any]) -> None:
     stack: UpStack = observed["stack"]
     flower = stack.url("FLOWER_PORT")
