@@ -52,6 +52,7 @@ class _Key(NamedTuple):
 
 
 _keys: dict[str, _Key] = {}
+_bound_text: dict[float, str] = {}  # a bucket bound as upstream writes it in ``le``
 
 
 def _parse(key: str) -> _Key:
@@ -60,6 +61,8 @@ def _parse(key: str) -> _Key:
         metric_name, sample_name, labels, help_text = json.loads(key)
         le = labels.pop("le", None) if sample_name.endswith("_bucket") else None
         bound = None if le is None else float(le)
+        if bound is not None and bound not in _bound_text:
+            _bound_text[bound] = floatToGoString(bound)
         parsed = _Key(metric_name, sample_name, tuple(sorted(labels.items())), bound, help_text)
         if len(_keys) >= _KEY_CACHE_LIMIT:
             _keys.clear()
@@ -160,7 +163,7 @@ def _metric(family: _Family) -> Metric:
     ordered.sort(key=lambda entry: entry[:4])
     metric = Metric(family.name, family.help_text, family.type)
     metric.samples = [
-        Sample(name, {**dict(labels), "le": floatToGoString(bound)}, value)
+        Sample(name, {**dict(labels), "le": _bound_text[bound]}, value)
         if rank == 0 and name.endswith("_bucket")
         else Sample(name, dict(labels), value)
         for labels, rank, bound, name, value in ordered
