@@ -20,20 +20,34 @@ _ASKS_APPROVAL = literal(
 )
 
 
+# The ids of the steps that have a retry policy (the only ones whose retries are counted).
+# Strict: in lax mode `.**` also reaches each array element through the unwrapped array,
+# so every step would be listed twice.
+_RETRIED_STEP_IDS = literal('strict $.** ? (@.retry.type() == "object").id')
+
+
 class EnabledWorkflow(NamedTuple):
     slug: str
     trigger_type: str
     trigger_event: str | None
     asks_approval: bool
+    retried_steps: tuple[str, ...] = ()
 
 
 def enabled_workflows(connection: Connection) -> list[EnabledWorkflow]:
-    """Every enabled workflow slug (across organizations) with its trigger."""
-    asks = func.bool_or(func.jsonb_path_exists(Workflow.definition, cast(_ASKS_APPROVAL, JSONPATH)))
+    """Every enabled workflow (one row per organization that enabled the slug)."""
     statement = (
-        select(Workflow.workflow_id, Workflow.trigger_type, Workflow.trigger_event, asks)
+        select(
+            Workflow.workflow_id,
+            Workflow.trigger_type,
+            Workflow.trigger_event,
+            func.jsonb_path_exists(Workflow.definition, cast(_ASKS_APPROVAL, JSONPATH)),
+            func.jsonb_path_query_array(Workflow.definition, cast(_RETRIED_STEP_IDS, JSONPATH)),
+        )
         .where(Workflow.enabled)
-        .group_by(Workflow.workflow_id, Workflow.trigger_type, Workflow.trigger_event)
         .order_by(Workflow.workflow_id)
     )
-    return [EnabledWorkflow(*row) for row in connection.execute(statement)]
+    return [
+        EnabledWorkflow(slug, trigger, event, bool(asks), tuple(str(i) for i in retried or ()))
+        for slug, trigger, event, asks, retried in connection.execute(statement)
+    ]

@@ -16,11 +16,12 @@ the list of enabled workflows is read when the scrape happens.
 Known label sets (:func:`known_label_sets`): per enabled workflow, its
 executions by final status and trigger (its own and ``manual``), its execution
 duration, its errors by type, and, when it asks for approvals, its approvals
-by outcome and their duration; the events that trigger it; AI requests by
-status for the configured model (``none`` when AI is off); notifications by
-channel and status. Step-level series (``workflow_step_*``) start with a
-step's first attempt: their label sets (steps times statuses times buckets) would
-multiply the scrape for little gain, and no alert reads them with increase().
+by outcome and their duration, and the retries of each step with a retry
+policy; the events that trigger it; AI requests by status for the configured
+model (``none`` when AI is off); notifications by channel and status. Step
+durations start with a step's first attempt: their label sets (steps times
+statuses times buckets) would multiply the scrape for little gain, and no alert
+reads them with increase().
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class KnownWorkflow:
     trigger_type: str
     trigger_event: str | None = None
     asks_approval: bool = False
+    retried_steps: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ def known_label_sets(known: KnownLabels) -> dict[str, list[dict[str, str]]]:
             "events_received_total",
             "approvals_total",
             "approvals_duration_seconds",
+            "workflow_step_retries_total",
         )
     }
     events: set[str] = set()
@@ -92,6 +95,8 @@ def known_label_sets(known: KnownLabels) -> dict[str, list[dict[str, str]]]:
             )
         if workflow.trigger_event:
             events.add(workflow.trigger_event)
+        for step in workflow.retried_steps:
+            sets["workflow_step_retries_total"].append({"workflow_id": slug, "step_name": step})
         if workflow.asks_approval:
             for outcome in APPROVAL_OUTCOMES:
                 sets["approvals_total"].append({"status": outcome, "workflow_id": slug})
@@ -189,6 +194,7 @@ API_FAMILIES = frozenset(
 )
 WORKER_FAMILIES = frozenset(
     {
+        "workflow_step_retries_total",
         "workflow_executions_total",
         "workflow_execution_duration_seconds",
         "workflow_execution_errors_total",

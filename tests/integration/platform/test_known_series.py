@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine
 
+from models.enabled_workflows import EnabledWorkflow, enabled_workflows
 from tests.support import API, register, unique
 
 
@@ -57,6 +59,37 @@ def test_an_enabled_workflow_has_zero_series_from_the_first_scrape(client: Any) 
     assert value("approvals_total", status="approved", workflow_id=asks) == 0
     assert value("approvals_duration_seconds_count", workflow_id=asks) == 0
     assert value("approvals_total", status="approved", workflow_id=plain) is None
+
+
+def test_enabled_workflows_name_their_approvals_and_retried_steps(
+    client: Any, database_url: str
+) -> None:
+    caller = register(client)
+    slug = unique("retries")
+    steps = [
+        {
+            "id": "call",
+            "type": "execute",
+            "execute": [{"type": "log", "message": "hi"}],
+            "retry": {"max_attempts": 3, "backoff": "fixed", "initial_interval": "1s"},
+            "next": "ask",
+        },
+        {
+            "id": "ask",
+            "type": "action",
+            "action": {"type": "require_approval", "reason": "check"},
+            "metadata": {"approver_role": "finance"},
+        },
+    ]
+    response = caller.post(f"{API}/workflows", _workflow(slug, f"{slug}.go", steps))
+    assert response.status_code == 201, response.json
+    db_engine = create_engine(database_url)
+    try:
+        with db_engine.connect() as connection:
+            found = {row.slug: row for row in enabled_workflows(connection)}
+    finally:
+        db_engine.dispose()
+    assert found[slug] == EnabledWorkflow(slug, "event", f"{slug}.go", True, ("call",))
 
 
 def test_a_chat_refused_because_ai_is_not_configured_is_counted(client: Any) -> None:

@@ -66,6 +66,15 @@ def test_each_enabled_workflow_gets_its_executions_by_status_and_trigger() -> No
     )
 
 
+def test_only_steps_with_a_retry_policy_get_retry_series() -> None:
+    retrying = KnownWorkflow("flaky", "event", retried_steps=("call", "push"))
+    sets = known_label_sets(KnownLabels(workflows=[retrying, NIGHTLY]))
+    assert sets["workflow_step_retries_total"] == [
+        {"workflow_id": "flaky", "step_name": "call"},
+        {"workflow_id": "flaky", "step_name": "push"},
+    ]
+
+
 def test_a_manual_workflow_is_not_listed_twice() -> None:
     sets = known_label_sets(KnownLabels(workflows=[KnownWorkflow("by_hand", "manual")]))
     assert len(sets["workflow_executions_total"]) == len(FINAL_EXECUTION_STATUSES)
