@@ -191,7 +191,7 @@ def main() -> None:
         workdir=workdir,
         extra_env=dict(ENV),
     )
-    started = [stack]  # every stack of the run, stopped at the end whatever happens
+    stacks = [stack]  # every stack of the run, stopped at the end whatever happens
     db = create_engine(database_url)
     try:
         start(stack, worker=True)
@@ -230,7 +230,7 @@ def main() -> None:
             workdir=workdir / "recycle",
             extra_env={**ENV, "GUNICORN_MAX_REQUESTS": "10", "GUNICORN_MAX_REQUESTS_JITTER": "0"},
         )
-        started.append(recycled)
+        stacks.append(recycled)
         (workdir / "recycle").mkdir()
         start(recycled, worker=False)
         metrics_dir = workdir / "recycle" / "metrics-api"
@@ -266,7 +266,7 @@ def main() -> None:
                 workdir=directory,
                 extra_env=env,
             )
-            started.append(measured)
+            stacks.append(measured)
             start(measured, worker=False)
             rates[enabled] = wrk(f"{measured.api_url}/api/v1/workflows?page_size=5", token)
             measured.stop()
@@ -276,7 +276,7 @@ def main() -> None:
             f"{rates[False]:.0f} req/s: ratio {ratio:.3f} (overhead {(1 - ratio) * 100:.1f}%)"
         )
     finally:
-        for each in started:
+        for each in stacks:
             each.stop()
         db.dispose()
         drop_database(database_url)
