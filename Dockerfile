@@ -1,10 +1,23 @@
-# The application image: API, worker, beat and Flower run from it with different commands.
+# The application image: API (serving the web console at /), worker, beat and Flower
+# run from it with different commands (docker-compose.yml). PROMETHEUS_MULTIPROC_DIR is
+# set by the services that serve /metrics (api, worker), never here: Flower and beat must
+# not write metric files, and prometheus_client treats even an empty value as set.
+
+# --- the web console: npm ci from the committed lock file, then the production build
+FROM node:22-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY web/ ./
+RUN npm run build
+
+# --- the Python application, run as a non-root user
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PROMETHEUS_MULTIPROC_DIR=/var/lib/iw/metrics
+    WEB_DIST_DIR=/app/web/dist
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \
@@ -20,7 +33,9 @@ COPY models ./models
 COPY tasks ./tasks
 COPY workers ./workers
 COPY monitoring ./monitoring
+COPY cli ./cli
 RUN pip install .
+COPY --from=web /web/dist ./web/dist
 
 USER iw
 ENV GUNICORN_BIND=0.0.0.0:8080

@@ -16,8 +16,17 @@ import redis
 from flask import Blueprint, Flask, Response, g, request
 from sqlalchemy import text
 
+from api.ai.providers import configured_model
 from api.services import services
+from models.enabled_workflows import enabled_workflows
 from monitoring import metrics
+from monitoring.baseline import (
+    AI_DISABLED_MODEL,
+    API_FAMILIES,
+    KnownLabels,
+    KnownSeries,
+    KnownWorkflow,
+)
 from monitoring.exposition import StateCollector, StateSnapshot, render_metrics
 
 blp = Blueprint("metrics", __name__)
@@ -74,8 +83,22 @@ def metrics_view() -> Response:
     body, content_type = render_metrics(
         [StateCollector(fetch_state)],
         process_root_pid=os.getppid() if under_gunicorn else None,
+        known=KnownSeries(fetch_known_labels, API_FAMILIES),
     )
     return Response(body, content_type=content_type)
+
+
+def ai_model_label() -> str:
+    """The `model` label of a request that names none: the configured model, or `none`."""
+    return configured_model(services().settings) or AI_DISABLED_MODEL
+
+
+def fetch_known_labels() -> KnownLabels:
+    """What the zero series of this target are made of (monitoring/baseline.py)."""
+    with services().db_engine.connect() as connection:
+        connection.execute(text("SET LOCAL statement_timeout = 2000"))
+        workflows = [KnownWorkflow(*row) for row in enabled_workflows(connection)]
+    return KnownLabels(workflows=workflows, ai_models=(ai_model_label(),))
 
 
 def fetch_state() -> StateSnapshot:

@@ -1,10 +1,11 @@
 """Metrics benchmark: /metrics latency under load, metric files across recycles, middleware cost.
 
-    .venv/bin/python bench/scrape.py [--executions 10000] [--workflows 50]
+    .venv/bin/python bench/scrape.py [--executions 10000] [--workflows 50] [--scrape-only]
 
 On a throwaway database: gunicorn (2 workers) and a Celery worker (2 processes);
 N executions over W workflows through POST /api/v1/events; then
-  1. p50/p95 of GET /metrics on the API and on the worker host,
+  1. p50/p95 of GET /metrics on the API and on the worker host, and the CPU the
+     serving processes spent per scrape (steadier than latency on shared cores),
   2. the API's metrics directory (files, bytes) before and after 100 gunicorn
      worker recycles (max_requests=10),
   3. requests/s of GET /api/v1/workflows with wrk, with and without the HTTP
@@ -15,6 +16,7 @@ The per-principal rate limit is raised to 1000000/second for the run.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import shutil
 import subprocess
@@ -33,10 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from models.migration import create_database_if_missing, drop_database, upgrade_to_head  # noqa: E402
 from tests.e2e.stack import Stack, wait_until  # noqa: E402
+from tests.support import redis_db_url  # noqa: E402
 
 SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/iw_bench_scrape_"
-REDIS_APP = "redis://127.0.0.1:6379/8"
-REDIS_BROKER = "redis://127.0.0.1:6379/7"
+# On the tests' Redis server (TEST_REDIS_SERVER): a run beside another one uses its own.
+REDIS_APP = redis_db_url(8)
+REDIS_BROKER = redis_db_url(7)
 ENV = {"RATE_LIMIT_DEFAULT": "1000000/second", "LOG_LEVEL": "WARNING"}
 
 
@@ -95,16 +99,47 @@ def send_events(base: str, token: str, executions: int, workflows: int) -> float
     return time.perf_counter() - started
 
 
-def scrape_latency(url: str, samples: int = 200) -> tuple[float, float, int]:
+def scrape_latency(url: str, samples: int = 200) -> tuple[float, float, int, float]:
+    """p50 and p95 in ms, body size, and the server's CPU ms per scrape."""
     timings = []
     size = 0
+    servers = listening_pids(httpx.URL(url).port or 80)
+    cpu_before = sum(cpu_seconds(pid) for pid in servers)
     with httpx.Client(timeout=10) as client:
         for _ in range(samples):
             started = time.perf_counter()
             response = client.get(url)
             timings.append(time.perf_counter() - started)
             size = len(response.content)
-    return percentile(timings, 0.5) * 1000, percentile(timings, 0.95) * 1000, size
+    cpu_ms = (sum(cpu_seconds(pid) for pid in servers) - cpu_before) / samples * 1000
+    return percentile(timings, 0.5) * 1000, percentile(timings, 0.95) * 1000, size, cpu_ms
+
+
+def listening_pids(port: int) -> list[int]:
+    """Processes holding the socket listening on ``port`` (the ones that answer scrapes)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":
+                inodes.add(f"socket:[{fields[9]}]")
+    pids = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                pids.append(int(fd_dir.parent.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a live process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def directory_size(path: Path) -> tuple[int, int]:
@@ -138,6 +173,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=10_000)
     parser.add_argument("--workflows", type=int, default=50)
+    parser.add_argument(
+        "--scrape-only", action="store_true", help="stop after the /metrics latencies (1.)"
+    )
     args = parser.parse_args()
     database_url = SERVER + secrets.token_hex(3)
     create_database_if_missing(database_url)
@@ -153,6 +191,7 @@ def main() -> None:
         workdir=workdir,
         extra_env=dict(ENV),
     )
+    stacks = [stack]  # every stack of the run, stopped at the end whatever happens
     db = create_engine(database_url)
     try:
         start(stack, worker=True)
@@ -174,9 +213,14 @@ def main() -> None:
             ("api", f"{stack.api_url}/metrics"),
             ("worker", f"http://127.0.0.1:{stack.worker_metrics_port}/metrics"),
         ):
-            p50, p95, size = scrape_latency(url)
-            print(f"/metrics {name}: p50={p50:.1f}ms p95={p95:.1f}ms body={size} bytes")
+            p50, p95, size, cpu = scrape_latency(url)
+            print(
+                f"/metrics {name}: p50={p50:.1f}ms p95={p95:.1f}ms body={size} bytes"
+                f" server CPU {cpu:.1f}ms per scrape"
+            )
         stack.stop()
+        if args.scrape_only:
+            return
 
         # 100 gunicorn recycles: max_requests=10 per worker, 1000 requests.
         recycled = Stack(
@@ -186,6 +230,7 @@ def main() -> None:
             workdir=workdir / "recycle",
             extra_env={**ENV, "GUNICORN_MAX_REQUESTS": "10", "GUNICORN_MAX_REQUESTS_JITTER": "0"},
         )
+        stacks.append(recycled)
         (workdir / "recycle").mkdir()
         start(recycled, worker=False)
         metrics_dir = workdir / "recycle" / "metrics-api"
@@ -194,7 +239,7 @@ def main() -> None:
             for _ in range(1000):
                 client.get(f"{recycled.api_url}/api/v1/workflows", params={"page_size": 1})
         after = directory_size(metrics_dir)
-        p50, p95, _ = scrape_latency(f"{recycled.api_url}/metrics", 50)
+        p50, p95, _, _ = scrape_latency(f"{recycled.api_url}/metrics", 50)
         print(f"metric files before recycles: {before[0]} files, {before[1]} bytes")
         print(
             f"metric files after 100 recycles: {after[0]} files, {after[1]} bytes; "
@@ -221,6 +266,7 @@ def main() -> None:
                 workdir=directory,
                 extra_env=env,
             )
+            stacks.append(measured)
             start(measured, worker=False)
             rates[enabled] = wrk(f"{measured.api_url}/api/v1/workflows?page_size=5", token)
             measured.stop()
@@ -230,7 +276,8 @@ def main() -> None:
             f"{rates[False]:.0f} req/s: ratio {ratio:.3f} (overhead {(1 - ratio) * 100:.1f}%)"
         )
     finally:
-        stack.stop()
+        for each in stacks:
+            each.stop()
         db.dispose()
         drop_database(database_url)
 

@@ -217,6 +217,17 @@ def grouping_labels(expr: str) -> set[str]:
 
 
 # --- the local Prometheus configuration -----------------------------------------------------
+DEFAULT_EXPORTER_PORTS = {"postgres-exporter": 9187, "redis-exporter": 9121, "node-exporter": 9100}
+
+
+def _exporter(text: str) -> tuple[str, int]:
+    name, _, port = text.partition("=")
+    if name not in DEFAULT_EXPORTER_PORTS or not port.isdigit():
+        known = ", ".join(DEFAULT_EXPORTER_PORTS)
+        raise argparse.ArgumentTypeError(f"expected NAME=PORT with NAME one of {known}: {text!r}")
+    return name, int(port)
+
+
 def render_local_config(  # noqa: PLR0917 - the harness may pass the ports positionally
     api_port: int = 8080,
     worker_port: int = 9808,
@@ -231,13 +242,11 @@ def render_local_config(  # noqa: PLR0917 - the harness may pass the ports posit
 
     Relative ``rule_files`` are resolved by Prometheus against the directory of
     the file the text is written to; pass absolute paths when writing elsewhere.
-    Exporters default to their usual ports and are simply down when not running.
+    ``exporter_ports`` names the exporters to scrape (job name: port); ``None``
+    means all of them on their usual ports, ``{}`` none. ``make up`` passes only
+    those it got running, so a job is never a target known to be down.
     """
-    exporters = exporter_ports or {
-        "postgres-exporter": 9187,
-        "redis-exporter": 9121,
-        "node-exporter": 9100,
-    }
+    exporters = DEFAULT_EXPORTER_PORTS if exporter_ports is None else exporter_ports
 
     def job(name: str, port: int, path: str = "/metrics") -> dict[str, Any]:
         return {
@@ -288,6 +297,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     local.add_argument("--prometheus-port", type=int, default=9090)
     local.add_argument("--scrape-interval", default="15s")
     local.add_argument("--rule-files", nargs="*", default=[str(ALERTS_DIR / "*.yml")])
+    local.add_argument(
+        "--exporters",
+        nargs="*",
+        type=_exporter,
+        default=[],
+        metavar="NAME=PORT",
+        help="exporters to scrape (default: none), e.g. node-exporter=9100",
+    )
     commands.add_parser("alerts", help="print every alert expression and its inner query")
     args = parser.parse_args(argv)
     if args.command == "local-config":
@@ -300,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 rule_files=args.rule_files,
                 scrape_interval=args.scrape_interval,
                 prometheus_port=args.prometheus_port,
+                exporter_ports=dict(args.exporters),
             ),
             end="",
         )

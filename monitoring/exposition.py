@@ -26,8 +26,10 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from monitoring import metrics
+from monitoring.baseline import KnownSeries, fill_known_series
 from monitoring.multiprocess import DirectoryCollector, archive_dead_processes, multiprocess_dir
 from monitoring.process import ProcessTreeSample, sample_process_tree
+from monitoring.textformat import render_text
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,25 @@ class _CpuCounter:
         return [CounterMetricFamily("process_cpu_seconds", doc, value=self._seconds)]
 
 
+class _WithKnownSeries:
+    """The recorded families plus a zero series for each known label set not recorded."""
+
+    def __init__(self, recorded: Collector, known: KnownSeries | None) -> None:
+        self._recorded = recorded
+        self._known = known
+
+    def collect(self) -> Iterable[Metric]:
+        families = list(self._recorded.collect())
+        if self._known is None:
+            return families
+        try:
+            label_sets = self._known.label_sets()
+        except Exception:  # the recorded series are still worth serving
+            log.exception("known label sets could not be read; zero series omitted")
+            return families
+        return fill_known_series(families, label_sets)
+
+
 class _Combined:
     def __init__(self, collectors: Iterable[Collector]) -> None:
         self._collectors = list(collectors)
@@ -146,6 +167,7 @@ def render_metrics(
     path: str | None = None,
     process_root_pid: int | None = None,
     sweep_dead_processes: bool = True,
+    known: KnownSeries | None = None,
 ) -> tuple[bytes, str]:
     """The body and content type of a ``/metrics`` response.
 
@@ -155,12 +177,13 @@ def render_metrics(
     gunicorn arbiter's pid, ``os.getppid()``, from a gunicorn worker) is
     sampled. Otherwise the default registry, with its own process collector.
     ``extra_collectors`` are collected first, so their side effects on
-    file-backed metrics show in the same scrape.
+    file-backed metrics show in the same scrape. ``known`` adds a zero series
+    for each of its label sets no process recorded (``baseline.py``).
     """
     extras = list(extra_collectors)
     path = path or multiprocess_dir()
     if not path:
-        body = generate_latest(_Combined([*extras, REGISTRY]))
+        body = generate_latest(_Combined([*extras, _WithKnownSeries(REGISTRY, known)]))
         return body, CONTENT_TYPE
     if sweep_dead_processes:
         archive_dead_processes(path)
@@ -170,10 +193,9 @@ def render_metrics(
         metrics.PROCESS_CPU_HIGH_WATER.set(sample.cpu_seconds)
     elif sample is not None:
         collectors.append(_CpuCounter(sample.cpu_seconds))
-    collectors += [
-        DirectoryCollector(path, counter_like={"process_cpu_seconds_total"}),
-    ]
-    return generate_latest(_Combined(collectors)), CONTENT_TYPE
+    directory = DirectoryCollector(path, counter_like={"process_cpu_seconds_total"})
+    collectors.append(_WithKnownSeries(directory, known))
+    return render_text(_Combined(collectors).collect()), CONTENT_TYPE
 
 
 def _writes_directory() -> bool:
@@ -188,6 +210,7 @@ def start_metrics_server(
     process_root_pid: int | None = None,
     *,
     in_subprocess: bool = False,
+    known: KnownSeries | None = None,
 ) -> ThreadingHTTPServer:
     """Serve :func:`render_metrics` on ``addr:port`` from a daemon thread (or a child process).
 
@@ -201,7 +224,9 @@ def start_metrics_server(
             if self.path.split("?")[0] not in {"/", "/metrics"}:
                 self.send_error(404)
                 return
-            body, content_type = render_metrics(collectors, process_root_pid=process_root_pid)
+            body, content_type = render_metrics(
+                collectors, process_root_pid=process_root_pid, known=known
+            )
             self.send_response(200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))

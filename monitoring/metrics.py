@@ -511,9 +511,11 @@ def record_notification(notification_type: str, status: str) -> None:
     NOTIFICATIONS_SENT.labels(notification_type, status).inc()
 
 
-def record_ai_request(model: str, status: str, duration_s: float) -> None:
+def record_ai_request(model: str, status: str, duration_s: float | None) -> None:
+    """``duration_s`` None: no model was called (AI not configured), nothing to time."""
     AI_REQUESTS.labels(model, status).inc()
-    AI_REQUEST_DURATION.labels(model).observe(duration_s)
+    if duration_s is not None:
+        AI_REQUEST_DURATION.labels(model).observe(duration_s)
 
 
 def record_job_run(
@@ -586,6 +588,11 @@ def preinitialise_celery_task_counters(
         for exception in exceptions:
             CELERY_TASK_FAILED.labels(name, hostname, queue_name, exception)
         CELERY_TASK_RUNTIME.labels(name, hostname, queue_name)
+
+
+def preinitialise_celery_worker_gauges(hostname: str) -> None:
+    """celery_worker_tasks_active at 0 before the first task (a livesum of +1/-1s)."""
+    CELERY_WORKER_TASKS_ACTIVE.labels(hostname)
 
 
 def preinitialise_worker_job_metrics(types: Iterable[str] = WORKER_TYPES) -> None:

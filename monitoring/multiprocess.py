@@ -55,8 +55,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import mmap_dict
-from prometheus_client import multiprocess as upstream
 from prometheus_client.metrics_core import Metric
+
+from monitoring.aggregation import aggregate
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 LOCK_FILE = ".archive.lock"
@@ -70,9 +71,8 @@ _MERGED_GAUGE_MODES = {"sum", "max", "min", "mostrecent"}
 
 _Values = dict[str, tuple[float, float]]
 
-# Untyped upstream helpers (the file format is theirs: reuse, do not re-implement).
+# Untyped upstream helper (the file format is theirs: reuse, do not re-implement).
 MmapedDict: Any = mmap_dict.MmapedDict
-_merge_files: Any = upstream.MultiProcessCollector.merge
 
 
 def multiprocess_dir() -> str | None:
@@ -236,12 +236,12 @@ def _write_atomically(file: str, values: _Values) -> None:
 
 
 class DirectoryCollector:
-    """MultiProcessCollector that reads under the shared lock, in a fixed order.
+    """The directory's families, read under the shared lock, in a fixed order.
 
-    Files are read in sorted order and families and samples are sorted, so two
-    scrapes of the same data are byte-identical (upstream follows directory
-    order). ``counter_like`` names are gauges in the files (a ``max`` gauge
-    keeps them monotonic) exported with the counter type.
+    Files are read in sorted order and families and samples are sorted
+    (``aggregation.py``), so two scrapes of the same data are byte-identical
+    (upstream follows directory order). ``counter_like`` names are gauges in
+    the files (a ``max`` gauge keeps them monotonic) exported with the counter type.
     """
 
     def __init__(self, path: str, counter_like: Iterable[str] = ()) -> None:
@@ -251,23 +251,12 @@ class DirectoryCollector:
     def collect(self) -> Iterable[Metric]:
         with directory_lock(self._path, exclusive=False):
             files = _with_data(sorted(glob.glob(os.path.join(self._path, "*.db"))))
-            merged = _merge_files(files, accumulate=True)
-        return [self._tidy(metric) for metric in sorted(merged, key=lambda m: m.name)]
+            merged = aggregate(files)
+        return [self._typed(metric) for metric in merged]
 
-    def _tidy(self, metric: Metric) -> Metric:
+    def _typed(self, metric: Metric) -> Metric:
         if metric.name in self._counter_like and metric.type == "gauge":
-            tidy = Metric(metric.name.removesuffix("_total"), metric.documentation, "counter")
-        else:
-            tidy = Metric(metric.name, metric.documentation, metric.type)
-        tidy.samples = sorted(metric.samples, key=_sample_order)
-        return tidy
-
-
-_SUFFIX_ORDER = {"_bucket": 0, "_count": 1, "_sum": 2}
-
-
-def _sample_order(sample: Any) -> tuple[Any, ...]:
-    labels = sorted((k, v) for k, v in sample.labels.items() if k != "le")
-    suffix = next((rank for s, rank in _SUFFIX_ORDER.items() if sample.name.endswith(s)), 3)
-    bound = float(sample.labels.get("le", "0"))
-    return (labels, suffix, bound, sample.name)
+            counter = Metric(metric.name.removesuffix("_total"), metric.documentation, "counter")
+            counter.samples = metric.samples
+            return counter
+        return metric

@@ -27,8 +27,12 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from sqlalchemy import Engine, text
 
+from models.db import make_db_engine
+from models.enabled_workflows import enabled_workflows
 from monitoring import metrics
+from monitoring.baseline import WORKER_FAMILIES, KnownLabels, KnownSeries, KnownWorkflow
 from tasks import runtime
 from tasks.dispatch import QUEUE, TASK_NAMES
 
@@ -127,12 +131,40 @@ def _on_worker_init(**_: Any) -> None:
     directory = multiprocess.multiprocess_dir()
     if directory:
         multiprocess.prepare_directory(directory)
-    port = runtime.current().settings.worker_metrics_port
+    settings = runtime.current().settings
+    port = settings.worker_metrics_port
     try:
         # In its own process: the worker's main loop must not slow scrapes down (and back).
-        exposition.start_metrics_server(port, process_root_pid=os.getpid(), in_subprocess=True)
+        exposition.start_metrics_server(
+            port,
+            process_root_pid=os.getpid(),
+            in_subprocess=True,
+            known=KnownSeries(_KnownLabelsReader(settings.database_url), WORKER_FAMILIES),
+        )
     except OSError as exc:  # another worker on this host already serves the port
         log.warning("worker_metrics_port_unavailable", port=port, error=str(exc))
+
+
+class _KnownLabelsReader:
+    """The enabled workflows, for the zero series of the worker host's /metrics.
+
+    Called in the metrics server's process (forked from the main process), which
+    builds its own one-connection engine on first use: nothing is shared across the fork.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._db_engine: Engine | None = None
+
+    def __call__(self) -> KnownLabels:
+        if self._db_engine is None:
+            self._db_engine = make_db_engine(
+                self._database_url, pool_size=1, application_name="iw-worker-metrics"
+            )
+        with self._db_engine.connect() as connection:
+            connection.execute(text("SET LOCAL statement_timeout = 2000"))
+            rows = enabled_workflows(connection)
+        return KnownLabels(workflows=[KnownWorkflow(*row) for row in rows])
 
 
 def _on_ready(sender: Any = None, **_: Any) -> None:
@@ -143,6 +175,7 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
             _our_task_names(sender), hostname, QUEUE, KNOWN_EXCEPTIONS
         )
         metrics.set_celery_worker_up(hostname, [QUEUE], True)
+        metrics.preinitialise_celery_worker_gauges(hostname)
 
 
 def _our_task_names(consumer: Any) -> tuple[str, ...]:

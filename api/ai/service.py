@@ -66,6 +66,7 @@ def provider() -> ChatProvider:
     if found is None:
         found = build_provider(settings())
         if found is None:
+            _count_unconfigured()
             raise AIUnavailable(NOT_CONFIGURED)
         current_app.extensions[_PROVIDER] = found
     return MeasuredProvider(found)
@@ -245,6 +246,14 @@ def _observe(model: str, status: str, started: float) -> None:
     from monitoring import metrics
 
     metrics.record_ai_request(_model_label(model), status, time.perf_counter() - started)
+
+
+def _count_unconfigured() -> None:
+    """A request refused (503) because no provider is configured: counted, not timed."""
+    from monitoring import metrics
+    from monitoring.baseline import AI_DISABLED_MODEL
+
+    metrics.record_ai_request(AI_DISABLED_MODEL, status_label(AIUnavailable("")), None)
 
 
 _seen_models: set[str] = set()

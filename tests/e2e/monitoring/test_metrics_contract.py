@@ -1,14 +1,19 @@
-"""The metrics contract, proven against a real Prometheus scraping a real stack.
+"""The metrics contract, proven against the stack users run: `make up`'s scripts/stack.sh.
 
-gunicorn (2 workers), a Celery worker (2 processes), beat, node-exporter and
-Prometheus run as processes; real traffic goes through the API; then every
-catalogue metric, every alert expression and every dashboard query is asked of
+The platform comes up through scripts/stack.sh on free ports, with its own
+directory and env file and a throwaway database: gunicorn, the Celery worker,
+beat, Flower (with its generated login), the node, Postgres and Redis exporters,
+Prometheus and Alertmanager. Real traffic goes through the API (events,
+executions that succeed and fail, approvals decided, a notification, an AI call
+answered 503 because AI is not configured); then every target must be up and
+every catalogue metric, alert expression and dashboard query is asked of
 Prometheus, and counts are compared with the truth in Postgres and with what
-the test sent.
+the test sent. `stack.sh down` must leave nothing running.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -24,15 +29,9 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from monitoring.assets import (
-    alert_expressions,
-    dashboard_expressions,
-    inner_query,
-    render_local_config,
-)
+from monitoring.assets import alert_expressions, dashboard_expressions, inner_query
 from monitoring.metrics import CATALOGUE
-from tests.e2e.stack import ROOT, Stack, free_port, wait_until
-from tests.integration.ai.wire import ProviderServer, anthropic_message
+from tests.e2e.stack import ROOT, free_port, wait_until
 from tests.integration.engine.sinks import HttpSink, SmtpSink
 from tests.support import redis_db_url
 
@@ -41,6 +40,35 @@ pytestmark = pytest.mark.e2e
 BROKER_URL = redis_db_url(11)
 API = "/api/v1"
 SCRAPE_INTERVAL = "1s"
+EXPORTERS = ("node-exporter", "postgres-exporter", "redis-exporter")
+EXPECTED_JOBS = {
+    "workflows-api",
+    "workflows-worker",
+    "flower",
+    "alertmanager",
+    "prometheus",
+    *EXPORTERS,
+}
+REQUIRED_BINARIES = (
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "prometheus-postgres-exporter",
+    "prometheus-redis-exporter",
+)
+# The stack's ports, each a free one here (scripts/stack.sh reads them from the environment).
+PORT_VARIABLES = (
+    "API_PORT",
+    "WORKER_METRICS_PORT",
+    "FLOWER_PORT",
+    "PROMETHEUS_PORT",
+    "ALERTMANAGER_PORT",
+    "NODE_EXPORTER_PORT",
+    "POSTGRES_EXPORTER_PORT",
+    "REDIS_EXPORTER_PORT",
+)
+# Never inherited from the caller: the stack must be the one `make up` gives a new user.
+CLEARED_VARIABLES = ("PROMETHEUS_MULTIPROC", "AI_", "FLOWER_", "DATABASE_URL", "REDIS_URL")
 # Dashboards use Grafana's interval variables; a fixed window answers the same question here.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 
@@ -215,96 +243,103 @@ def _decide_approvals(api: CountingApi) -> None:
     assert rejected.status_code == 200, rejected.text
 
 
+@dataclass
+class UpStack:
+    """The platform as `make up` runs it: scripts/stack.sh with ports and directories moved."""
+
+    workdir: Path
+    env: dict[str, str]
+
+    @classmethod
+    def for_test(cls, workdir: Path, database_url: str, redis_url: str, smtp_port: int) -> UpStack:
+        ports = {name: str(free_port()) for name in PORT_VARIABLES}
+        env = {
+            key: value for key, value in os.environ.items() if not key.startswith(CLEARED_VARIABLES)
+        }
+        env.update(ports)
+        env.update(
+            {
+                "IW_VAR_DIR": str(workdir / "var"),
+                "IW_ENV_FILE": str(workdir / "dotenv"),
+                "APP_ENV": "test",
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "CELERY_BROKER_URL": BROKER_URL,
+                "JWT_SECRET": "e2e-secret-" + secrets.token_hex(8),
+                "PUBLIC_URL": f"http://127.0.0.1:{ports['API_PORT']}",
+                "RATE_LIMIT_AUTH": "100000/minute",
+                "RATE_LIMIT_DEFAULT": "100000/second",
+                "OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8",
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(smtp_port),
+                "JOB_INTERVAL_OUTBOX_RELAY": "1s",
+                "LOG_LEVEL": "WARNING",
+                "PROMETHEUS_SCRAPE_INTERVAL": SCRAPE_INTERVAL,
+            }
+        )
+        return cls(workdir, env)
+
+    def url(self, port_variable: str) -> str:
+        return f"http://127.0.0.1:{self.env[port_variable]}"
+
+    def run(self, command: str, timeout: float = 240) -> str:
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "stack.sh"), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert result.returncode == 0, f"stack.sh {command}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def pids(self) -> dict[str, int]:
+        run = self.workdir / "var" / "run"
+        return {path.stem: int(path.read_text()) for path in run.glob("*.pid")}
+
+    def flower_login(self) -> tuple[str, str]:
+        for line in (self.workdir / "dotenv").read_text().splitlines():
+            if line.startswith("FLOWER_BASIC_AUTH="):
+                user, _, password = line.removeprefix("FLOWER_BASIC_AUTH=").partition(":")
+                return user, password
+        raise AssertionError("make up wrote no FLOWER_BASIC_AUTH")
+
+
 @pytest.fixture(scope="module")
 def observed(database_url: str, redis_url: str, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
-    from models.migration import create_database_if_missing, drop_database, upgrade_to_head
+    from models.migration import drop_database
 
-    prometheus_bin, node_exporter_bin = (
-        shutil.which("prometheus"),
-        shutil.which("prometheus-node-exporter"),
-    )
-    assert prometheus_bin, "prometheus is not installed (make test installs it on Debian as root)"
-    assert node_exporter_bin, "prometheus-node-exporter is not installed"
+    for binary in REQUIRED_BINARIES:
+        assert shutil.which(binary), f"{binary} is not installed (make test installs it)"
     db_url = database_url + "_metrics"
-    create_database_if_missing(db_url)
-    upgrade_to_head(db_url)
     broker = redis.Redis.from_url(BROKER_URL)
     broker.flushdb()
     workdir: Path = tmp_path_factory.mktemp("metrics-stack")
     sink, smtp = HttpSink().start(), SmtpSink().start()
-    # A local server speaking Anthropic's wire format, so ai_* metrics come from real calls.
-    provider = ProviderServer().start()
-    provider.script(anthropic_message("hello"))
-    stack = Stack(
-        database_url=db_url,
-        redis_url=redis_url,
-        broker_url=BROKER_URL,
-        workdir=workdir,
-        extra_env={
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(smtp.port),
-            "JOB_INTERVAL_OUTBOX_RELAY": "1s",
-            "LOG_LEVEL": "WARNING",
-            "AI_PROVIDER": "anthropic",
-            "AI_API_KEY": "sk-ant-test",
-            "AI_MODEL": "claude-test",
-            "AI_BASE_URL": provider.url,
-        },
-    )
-    prometheus_port, node_port = free_port(), free_port()
+    stack = UpStack.for_test(workdir, db_url, redis_url, smtp.port)
     clients: list[httpx.Client] = []
-    config = render_local_config(
-        api_port=stack.api_port,
-        worker_port=stack.worker_metrics_port,
-        flower_port=free_port(),
-        alertmanager_port=free_port(),
-        prometheus_port=prometheus_port,
-        rule_files=[str(ROOT / "monitoring" / "alerts" / "*.yml")],
-        scrape_interval=SCRAPE_INTERVAL,
-        exporter_ports={"node-exporter": node_port},
-    )
-    (workdir / "prometheus.yml").write_text(config)
-    check = subprocess.run(
-        ["promtool", "check", "config", str(workdir / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
     try:
-        stack.start_api()
-        stack.start_worker()
-        stack.start_beat()
-        stack._spawn(
-            "node-exporter",
-            [node_exporter_bin, f"--web.listen-address=127.0.0.1:{node_port}"],
-            stack.env(),
+        up_output = stack.run("up")
+        wait_until(
+            lambda: httpx.get(stack.url("WORKER_METRICS_PORT") + "/metrics").status_code == 200,
+            60,
+            what="the worker's metrics port",
         )
-        stack._spawn(
-            "prometheus",
-            [
-                prometheus_bin,
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            ],
-            stack.env(),
-        )
-        stack.wait_ready()
-        stack.wait_worker()
-        prometheus = Prometheus(f"http://127.0.0.1:{prometheus_port}")
+        prometheus = Prometheus(stack.url("PROMETHEUS_PORT"))
         clients.append(prometheus.http)
         wait_until(
             lambda: prometheus.http.get("/-/ready").status_code == 200, 60, what="prometheus"
         )
         traffic = Traffic()
-        api = CountingApi(stack.api_url, traffic)
+        api = CountingApi(stack.url("API_PORT"), traffic)
         clients.append(api.http)
         _drive_traffic(api, sink, smtp.port)
+        # AI is not configured in the stack users get: the call is answered 503 and counted.
         chat = api.request(
             "POST", "/ai/chat", json={"messages": [{"role": "user", "content": "hi"}]}
         )
-        assert chat.status_code == 200, chat.text
+        assert chat.status_code == 503, chat.text
         wait_until(lambda: _settled(api), 90, interval=0.5, what="executions to settle")
         _decide_approvals(api)
         wait_until(lambda: _settled(api), 60, interval=0.5, what="approved executions")
@@ -330,24 +365,63 @@ def observed(database_url: str, redis_url: str, tmp_path_factory: Any) -> Iterat
         # Let a few scrapes and rule evaluations happen, then wait for the counts to agree.
         time.sleep(5)
         wait_until(caught_up, 60, interval=1, what="prometheus to see every request and execution")
-        yield {"prometheus": prometheus, "traffic": traffic, "finished": finished, "stack": stack}
+        yield {
+            "prometheus": prometheus,
+            "traffic": traffic,
+            "finished": finished,
+            "stack": stack,
+            "up_output": up_output,
+        }
     finally:
         for client in clients:
             client.close()
-        stack.stop()
+        stack.run("down")
         sink.stop()
         smtp.stop()
-        provider.stop()
         broker.flushdb()
         broker.close()
         drop_database(db_url)
 
 
-def test_api_and_worker_targets_are_up(observed: dict[str, Any]) -> None:
+def test_every_target_prometheus_scrapes_is_up(observed: dict[str, Any]) -> None:
     targets = observed["prometheus"].targets()
-    assert targets["workflows-api"] == "up"
-    assert targets["workflows-worker"] == "up"
-    assert targets["node-exporter"] == "up"
+    assert targets == dict.fromkeys(EXPECTED_JOBS, "up")
+
+
+def test_the_exporters_reach_postgres_and_redis(observed: dict[str, Any]) -> None:
+    prometheus = observed["prometheus"]
+    assert [r["value"][1] for r in prometheus.query("pg_up")] == ["1"]
+    assert [r["value"][1] for r in prometheus.query("redis_up")] == ["1"]
+
+
+def test_known_label_sets_read_zero_rather_than_nothing(observed: dict[str, Any]) -> None:
+    prometheus = observed["prometheus"]
+
+    def values(expr: str) -> list[str]:
+        return [r["value"][1] for r in prometheus.query(expr)]
+
+    never_failed = 'workflow_id="metrics_success",status="failed",trigger_type="event"'
+    for job in ("workflows-api", "workflows-worker"):
+        assert values(f'workflow_executions_total{{job="{job}",{never_failed}}}') == ["0"], job
+    assert values(f"sum(increase(workflow_executions_total{{{never_failed}}}[1m]))") == ["0"]
+    assert values('ai_requests_total{model="none",status="unavailable"}') == ["1"]
+    assert values('ai_requests_total{model="none",status="success"}') == ["0"]
+    assert values('notifications_sent_total{type="slack",status="failed"}') == ["0"]
+    assert values('approvals_total{workflow_id="metrics_approval",status="expired"}') == [
+        "0",
+        "0",
+    ]
+
+
+def test_flower_ui_and_api_ask_for_the_generated_login(observed: dict[str, Any]) -> None:
+    stack: UpStack = observed["stack"]
+    flower = stack.url("FLOWER_PORT")
+    login = stack.flower_login()
+    assert "Flower login generated" in observed["up_output"]
+    for path in ("/", "/api/workers", "/api/tasks"):
+        assert httpx.get(flower + path, timeout=10).status_code == 401, path
+        assert httpx.get(flower + path, auth=login, timeout=10).status_code == 200, path
+    assert httpx.get(flower + path, auth=(login[0], "wrong"), timeout=10).status_code == 401
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
@@ -412,3 +486,29 @@ def test_alert_rules_are_loaded_by_prometheus(observed: dict[str, Any]) -> None:
     body = observed["prometheus"].http.get("/api/v1/rules").json()
     loaded = {rule["name"] for group in body["data"]["groups"] for rule in group["rules"]}
     assert {name for name, _ in alert_expressions()} <= loaded
+
+
+def test_make_down_leaves_nothing_running(observed: dict[str, Any]) -> None:
+    """Last in this module: it stops the stack (the fixture's own `down` then finds nothing)."""
+    stack: UpStack = observed["stack"]
+    pids = stack.pids()
+    assert set(pids) >= {"api", "worker", "beat", "flower", "prometheus", *EXPORTERS}
+    stack.run("down")
+    alive = {name: pid for name, pid in pids.items() if _alive(pid)}
+    assert not alive
+    assert not list((stack.workdir / "var" / "run").glob("*.pid"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"

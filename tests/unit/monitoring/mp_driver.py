@@ -24,11 +24,14 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client import multiprocess as _upstream
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring import metrics
 from monitoring import multiprocess as mp
+from monitoring.baseline import KnownLabels, KnownSeries, KnownWorkflow
 from monitoring.exposition import StateCollector, StateSnapshot, render_metrics
+from monitoring.textformat import render_text
 
 DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 upstream: Any = _upstream  # untyped
@@ -264,7 +267,58 @@ def scenario_prepare() -> dict[str, Any]:
     }
 
 
+class _UpstreamMerge:
+    """What DirectoryCollector read before aggregation.py: upstream's merge, then sorted."""
+
+    def collect(self) -> list[Metric]:
+        order = {"_bucket": 0, "_count": 1, "_sum": 2}
+
+        def key(sample: Any) -> tuple[Any, ...]:
+            labels = sorted((k, v) for k, v in sample.labels.items() if k != "le")
+            rank = next((r for suffix, r in order.items() if sample.name.endswith(suffix)), 3)
+            return (labels, rank, float(sample.labels.get("le", "0")), sample.name)
+
+        paths = [os.path.join(DIR, name) for name in files()]
+        merged = _upstream.MultiProcessCollector.merge(paths, accumulate=True)
+        result = []
+        for metric in sorted(merged, key=lambda m: m.name):
+            tidy = Metric(metric.name, metric.documentation, metric.type)
+            tidy.samples = sorted(metric.samples, key=key)
+            result.append(tidy)
+        return result
+
+
+def scenario_aggregation(children: int) -> dict[str, Any]:
+    """Several dead and one live process, every gauge mode, float sums: ours vs upstream's."""
+    for index in range(children):
+        run_child(lambda i: record_everything(i, dyadic=False), index)
+    record_everything(children, dyadic=False)
+    ours = generate_latest(mp.DirectoryCollector(DIR))
+    theirs = generate_latest(_UpstreamMerge())
+    text = render_text(mp.DirectoryCollector(DIR).collect())
+    return {
+        "identical": ours == theirs,
+        "text_identical": text == ours,
+        "lines": ours.count(b"\n"),
+        "ours": ours.decode(),
+    }
+
+
+def scenario_known() -> dict[str, Any]:
+    """A dead child recorded one execution; the scrape adds zeros for the rest."""
+    run_child(lambda _: metrics.record_execution_finished("invoice", "completed", "event", 2.0), 0)
+    known = KnownSeries(
+        lambda: KnownLabels(
+            workflows=[KnownWorkflow("invoice", "event"), KnownWorkflow("welcome", "schedule")]
+        )
+    )
+    body, _ = render_metrics(path=DIR, known=known)
+    return {repr(key): value for key, value in values(body).items()}
+
+
 SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
+    "known": scenario_known,
+    "aggregation": lambda: scenario_aggregation(6),
     "prepare": scenario_prepare,
     "identity": lambda: scenario_identity(12, dyadic=True),
     "identity_floats": lambda: scenario_identity(12, dyadic=False),

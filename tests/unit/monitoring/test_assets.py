@@ -202,3 +202,19 @@ def test_dashboards_are_provisionable_grafana_json() -> None:
             if panel["type"] != "row":
                 assert panel["datasource"]["uid"] == uid, (name, panel["title"])
                 assert panel["targets"], (name, panel["title"])
+
+
+def test_make_up_scrapes_only_the_exporters_it_got_running(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assets.main(["local-config", "--exporters", "node-exporter=19100"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
+    assert jobs["node-exporter"] == ["127.0.0.1:19100"]
+    assert "postgres-exporter" not in jobs
+    assert "redis-exporter" not in jobs
+    assets.main(["local-config"])
+    none = yaml.safe_load(capsys.readouterr().out)
+    assert not [job for job in none["scrape_configs"] if job["job_name"].endswith("-exporter")]
+    with pytest.raises(SystemExit):
+        assets.main(["local-config", "--exporters", "mystery-exporter=1"])
