@@ -115,10 +115,8 @@ FROM generate_series(1, :count) AS n
 
 # A realistic pinned definition (one of the original's examples) and payload, so that
 # execution rows are as wide as in production and scans pay for it.
-EXAMPLE = (
-    Path(__file__).resolve().parents[1] / "examples/original/high-value-order-approval.json"
-)
-DEFINITION = EXAMPLE.read_text() if EXAMPLE.exists() else '{"steps": []}'
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples/original/high-value-order-approval.json"
+DEFINITION = EXAMPLE.read_text()
 PAYLOAD = json.dumps(
     {
         "order": {
