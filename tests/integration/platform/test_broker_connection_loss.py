@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kombu import Connection
 from kombu.common import ignore_errors
+from kombu.transport import redis as kombu_redis
 
 from tasks import broker
 from workers import consumer_transport
@@ -37,12 +38,14 @@ def _closed_as_celery_does(transport: type[broker.Transport], redis_url: str) ->
     return ignore_errors(connection, connection.close)
 
 
+@pytest.mark.parametrize("transport", [kombu_redis.Transport, StockTransport])
 def test_kombu_needs_the_detached_transport_to_requeue_unacknowledged_messages(
-    redis_url: str,
+    transport: type[broker.Transport], redis_url: str
 ) -> None:
-    # The behaviour the guard is for; when an upgrade fixes it, the guard can go.
+    # The behaviour the guard is for, kombu's own transport included; when an
+    # upgrade fixes it, the guard can go.
     with pytest.raises(AttributeError):
-        _closed_as_celery_does(StockTransport, redis_url)
+        _closed_as_celery_does(transport, redis_url)
 
 
 def test_the_workers_channel_turns_it_into_a_connection_error_the_consumer_ignores(
