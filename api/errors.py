@@ -14,6 +14,7 @@ from flask_smorest import abort as smorest_abort
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
+from api.outage import RETRY_AFTER_SECONDS, unavailable_dependency
 from engine.errors import DefinitionError
 
 log = structlog.get_logger(__name__)
@@ -83,7 +84,24 @@ def _definition_error(error: DefinitionError) -> Response:
     )
 
 
+def unavailable_response(dependency: str) -> Response:
+    """503 for an outage of `dependency`. Whatever the request committed before it
+    met the outage stays committed: a retry must carry the same idempotency key."""
+    return error_response(
+        503,
+        "Service Unavailable",
+        f"The {dependency} is unavailable; retry after {RETRY_AFTER_SECONDS} s"
+        " (with the same Idempotency-Key if the request carried one)",
+        {"unavailable": [dependency]},
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _unexpected(error: Exception) -> Response:
+    dependency = unavailable_dependency(error)
+    if dependency is not None:
+        log.warning("dependency_unavailable", dependency=dependency, error=repr(error))
+        return unavailable_response(dependency)
     log.exception("unhandled_error", error=repr(error))
     return error_response(500, "Internal Server Error", "An unexpected error occurred")
 

@@ -33,8 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
-SERVER_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+from models.config import normalize_database_url
+
+SERVER_URL = normalize_database_url(
+    os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 API = "/api/v1"
@@ -113,10 +115,8 @@ FROM generate_series(1, :count) AS n
 
 # A realistic pinned definition (one of the original's examples) and payload, so that
 # execution rows are as wide as in production and scans pay for it.
-EXAMPLE = (
-    Path(__file__).resolve().parents[2] / "shared/examples/original/high-value-order-approval.json"
-)
-DEFINITION = EXAMPLE.read_text() if EXAMPLE.exists() else '{"steps": []}'
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples/original/high-value-order-approval.json"
+DEFINITION = EXAMPLE.read_text()
 PAYLOAD = json.dumps(
     {
         "order": {

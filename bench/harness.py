@@ -29,12 +29,10 @@ if str(ROOT) not in sys.path:
 
 def throwaway_database(prefix: str) -> str:
     """A new database at the schema's head; the caller drops it (models.migration)."""
-    from sqlalchemy.engine import make_url
-
-    from models.migration import create_database_if_missing, upgrade_to_head
+    from models.migration import create_database_if_missing, database_url_of, upgrade_to_head
 
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    url = database_url_of(SERVER_URL).set(database=name).render_as_string(hide_password=False)
     create_database_if_missing(url)
     upgrade_to_head(url)
     return url

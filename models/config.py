@@ -15,11 +15,26 @@ from typing import Any
 from engine.duration import parse_duration
 
 AI_PROVIDERS = frozenset({"", "anthropic", "openai"})
+DATABASE_DRIVER_SCHEME = "postgresql+psycopg2"
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
 
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a runnable platform."""
+
+
+def normalize_database_url(url: str) -> str:
+    """The URL with the psycopg2 driver the project pins named in its scheme.
+
+    Managed Postgres services and most tools write `postgresql://` or
+    `postgres://`. SQLAlchemy 2.1 maps the first to psycopg 3 (not installed)
+    and does not know the second; both mean psycopg2 here. Any other scheme,
+    driver named or not, is left as written.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() in {"postgresql", "postgres"}:
+        return f"{DATABASE_DRIVER_SCHEME}://{rest}"
+    return url
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,10 @@ class Settings:
     ai_timeout_seconds: float = 25.0
     ai_max_retries: int = 2
     ai_rate_limit: str = "30/minute"
+
+    def __post_init__(self) -> None:
+        # Every reader of the database URL (API, workers, beat) gets it from here.
+        object.__setattr__(self, "database_url", normalize_database_url(self.database_url))
 
     @property
     def broker_url(self) -> str:

@@ -14,6 +14,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from models.config import normalize_database_url
+
 # A pooled connection is pinged (one round trip) before use only when it looks
 # suspect: idle for longer than this, or with bytes waiting on its socket. An
 # idle connection has nothing to read unless the server spoke first, which is
@@ -37,7 +39,7 @@ def make_db_engine(
     each way, more than the statement it is for. `ping_when_suspect`: see
     ping_suspect_connections."""
     db_engine = create_engine(
-        database_url,
+        normalize_database_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,

@@ -11,6 +11,7 @@ import sys
 
 from sqlalchemy import create_engine
 
+from models.config import normalize_database_url
 from models.migration import create_database_if_missing, upgrade_to_head
 from models.seed import seed_roles
 
@@ -18,6 +19,7 @@ DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/intelligent_workflo
 
 
 def init(database_url: str) -> None:
+    database_url = normalize_database_url(database_url)
     if create_database_if_missing(database_url):
         print(f"created database {database_url.rsplit('/', 1)[-1]}")
     upgrade_to_head(database_url)

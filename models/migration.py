@@ -9,7 +9,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+
+from models.config import normalize_database_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -18,7 +20,8 @@ def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # ConfigParser treats % as interpolation; escape it for URLs with encoded characters.
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    url = normalize_database_url(database_url)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
@@ -36,9 +39,14 @@ def current_revision(db_engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def database_url_of(database_url: str) -> URL:
+    """The parsed URL, `postgresql://` and `postgres://` meaning psycopg2."""
+    return make_url(normalize_database_url(database_url))
+
+
 def create_database_if_missing(database_url: str) -> bool:
     """Create the database named in the URL; True if it had to be created."""
-    url = make_url(database_url)
+    url = database_url_of(database_url)
     name = url.database
     if not name:
         raise ValueError("DATABASE_URL names no database")
@@ -58,7 +66,7 @@ def create_database_if_missing(database_url: str) -> bool:
 
 
 def drop_database(database_url: str) -> None:
-    url = make_url(database_url)
+    url = database_url_of(database_url)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:

@@ -181,15 +181,18 @@ Intelligent Workflows is up.
   Prometheus  http://127.0.0.1:$PROMETHEUS_PORT (if installed)
   logs        var/log/
 
-Next:
+Next (a first session, from the repository root):
   curl -s -XPOST localhost:$API_PORT/api/v1/auth/register -H 'Content-Type: application/json' \\
        -d '{"username":"ada","email":"ada@example.com","password":"a-long-password"}'
   TOKEN=\$(curl -s -XPOST localhost:$API_PORT/api/v1/auth/login -H 'Content-Type: application/json' \\
        -d '{"username":"ada","password":"a-long-password"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -s -XPOST localhost:$API_PORT/api/v1/workflows -H "Authorization: Bearer \$TOKEN" \\
-       -H 'Content-Type: application/json' -d @../shared/examples/original/high-value-order-approval.json
+       -H 'Content-Type: application/json' -d @examples/order-triage.json
   curl -s -XPOST localhost:$API_PORT/api/v1/events -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
-       -d '{"event_type":"order.checkout.initiated","payload":{"order":{"id":"o-1","total":120}}}'
+       -H 'Idempotency-Key: first-order' -d '{"event_type":"order.placed","payload":{"order":{"id":"o-1","total":120}}}'
+  curl -s localhost:$API_PORT/api/v1/executions -H "Authorization: Bearer \$TOKEN"
+  curl -s 'localhost:$API_PORT/api/v1/records?entity=order' -H "Authorization: Bearer \$TOKEN"
+More workflows in examples/ (see examples/README.md).
 Stop everything with: make down
 MSG
   monitoring_notes

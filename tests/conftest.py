@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import redis
 
+from models.config import normalize_database_url
 from tests.support import redis_db_url
 
-SERVER_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+SERVER_URL = normalize_database_url(
+    os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", redis_db_url(13))
 

@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from api.outage import RETRY_AFTER_SECONDS
 from api.services import services
 from models.migration import current_revision, head_revision
 
@@ -22,7 +23,8 @@ def health() -> ResponseReturnValue:
 
 @blp.get("/ready")
 def ready() -> ResponseReturnValue:
-    """Postgres and Redis reachable and the schema at the newest migration; 503 otherwise."""
+    """Postgres and Redis reachable and the schema at the newest migration; 503 otherwise,
+    naming what is not (`message`, and each check with its error in `errors`)."""
     checks: dict[str, Any] = {
         "database": _check_database(),
         "redis": _check_redis(),
@@ -44,7 +46,7 @@ def ready() -> ResponseReturnValue:
         "message": "Not ready: " + ", ".join(name for name, c in checks.items() if not c["ok"]),
         "errors": checks,
     }
-    return jsonify(body), 503
+    return jsonify(body), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def _check_database() -> dict[str, Any]:

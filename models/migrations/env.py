@@ -8,13 +8,14 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import models
+from models.config import normalize_database_url
 
 config = context.config
 target_metadata = models.Base.metadata
 
 
 def _url() -> str:
-    return (
+    return normalize_database_url(
         config.get_main_option("sqlalchemy.url")
         or os.environ.get("DATABASE_URL")
         or "postgresql+psycopg2://postgres@127.0.0.1:5432/intelligent_workflows"

@@ -31,7 +31,7 @@ from tests.support import redis_db_url
 # the messages those tests look for.
 BROKER_URL = redis_db_url(6)
 API = "/api/v1"
-EXAMPLES_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "examples" / "original"
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "original"
 FINAL = {"completed", "failed", "cancelled"}
 _EXAMPLE_HOST = re.compile(r"https://([a-z0-9.-]+\.example\.com)")
 

@@ -1,5 +1,5 @@
 """The shipped example workflows, end to end on a real stack, branch by branch
-(shared/examples/README.md). Branches that need an approval decision or a
+(examples/README.md). Branches that need an approval decision or a
 follow-up event stop at `waiting`: that, and the approval row, is asserted."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "examples" / "original"
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "original"
 API = "/api/v1"
 
 

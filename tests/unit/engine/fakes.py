@@ -13,7 +13,7 @@ from engine.errors import StepError
 from engine.port import HttpRequest, HttpResponse, Notification
 from engine.validation import validate_workflow
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "examples" / "original"
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "original"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 

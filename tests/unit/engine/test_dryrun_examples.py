@@ -1,4 +1,4 @@
-"""Each branch of each original example (shared/examples/README.md), dry-run."""
+"""Each branch of each original example (examples/README.md), dry-run."""
 
 from datetime import timedelta
 
