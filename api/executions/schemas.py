@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from marshmallow import Schema, fields, validate
 
+from api.inputs import Timestamp
 from api.pagination import PageQuerySchema, page_envelope_schema
 from engine.state import ExecutionStatus
 
@@ -58,8 +57,8 @@ class TraceSchema(Schema):
 class ExecutionListQuerySchema(PageQuerySchema):
     workflow_id = fields.String(metadata={"description": "The workflow's slug"})
     status = fields.String(validate=validate.OneOf([s.value for s in ExecutionStatus]))
-    since = fields.AwareDateTime(default_timezone=UTC)
-    until = fields.AwareDateTime(default_timezone=UTC)
+    since = Timestamp()
+    until = Timestamp()
 
 
 class ExecuteBodySchema(Schema):
