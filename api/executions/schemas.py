@@ -12,7 +12,11 @@ from engine.state import ExecutionStatus
 class ExecutionSchema(Schema):
     id = fields.UUID(required=True)
     workflow_id = fields.String(required=True, metadata={"description": "The workflow's slug"})
-    workflow_row_id = fields.UUID(required=True, metadata={"description": "The version's row id"})
+    workflow_row_id = fields.UUID(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The version's row id; null once that version is deleted"},
+    )
     workflow_version = fields.String(required=True)
     status = fields.String(required=True)
     result = fields.String(allow_none=True)
