@@ -104,31 +104,95 @@ def fuzz_stack(
             stack.stop()
 
 
-def _register(base: str) -> None:
-    response = httpx.post(f"{base}{API}/auth/register", json=USER, timeout=10)
-    assert response.status_code == 201, response.text
+def _seed(base: str) -> dict[str, list[str]]:
+    """Register the fuzzer and create one of each resource, so that the operations on
+    `/<resource>/{id}` reach their logic with real ids as well as with generated ones.
+    The ids, by path parameter name."""
+    client = httpx.Client(base_url=base + API, timeout=20)
+
+    def made(response: httpx.Response) -> dict[str, Any]:
+        assert response.status_code < 300, (str(response.request.url), response.text)
+        return dict(response.json()) if response.content else {}
+
+    made(client.post("/auth/register", json=USER))
+    login = {"username": USER["username"], "password": USER["password"]}
+    token = made(client.post("/auth/login", json=login))["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    workflow = made(
+        client.post(
+            "/workflows",
+            json={
+                "workflow_id": "fuzz_seed",
+                "version": "1",
+                "name": "Seed",
+                "enabled": True,
+                "definition": {
+                    "trigger": {"type": "event", "event": "fuzz.*"},
+                    "steps": [{"id": "done", "type": "action", "action": {"type": "allow"}}],
+                },
+            },
+        )
+    )
+    execution = made(client.post(f"/workflows/{workflow['id']}/execute", json={"payload": {}}))
+    rule = made(
+        client.post(
+            "/rules",
+            json={
+                "rule_id": "fuzz_rule",
+                "name": "Seed rule",
+                "conditions": [{"field": "x", "operator": "eq", "value": 1}],
+            },
+        )
+    )
+    schedule = made(client.post(f"/workflows/{workflow['id']}/schedules", json={"cron": "@hourly"}))
+    event = made(client.post("/events", json={"event_type": "fuzz.seeded", "payload": {"x": 1}}))
+    key = made(client.post("/auth/api-keys", json={"name": "fuzz"}))
+    organization = made(client.post("/organizations", json={"name": "Fuzz two"}))
+    audit = made(client.get("/audit-logs"))["audit_logs"]
+    me = made(client.get("/auth/me"))
+    client.close()
+    return {
+        "workflow_row_id": [workflow["id"]],
+        "execution_id": [execution["id"], *event["execution_ids"]],
+        "rule_row_id": [rule["id"]],
+        "schedule_id": [schedule["id"]],
+        "event_id": [event["id"]],
+        "key_id": [key["id"]],
+        # Not the personal organization: deleting it would end the fuzzer's session for good.
+        "organization_id": [organization["id"]],
+        "user_id": [me["user_id"]],
+        "entry_id": [entry["id"] for entry in audit[:3]],
+    }
 
 
-def _config(workdir: Path) -> Path:
+def _config(workdir: Path, ids: dict[str, list[str]]) -> Path:
+    """Sign in through POST /auth/login; path parameters take a seeded id half the time."""
     login = {"username": USER["username"], "password": USER["password"]}
     payload = ", ".join(f'{key} = "{value}"' for key, value in login.items())
+    lines = [
+        "[auth.dynamic.openapi.bearerAuth]",
+        f'path = "{API}/auth/login"',
+        f"payload = {{ {payload} }}",
+        'extract_selector = "/access_token"',
+        "",
+        "[parameters]",
+        *(f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}' for name in ids),
+        "",
+    ]
+    for name, values in ids.items():
+        lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
     config = workdir / "schemathesis.toml"
-    config.write_text(
-        "[auth.dynamic.openapi.bearerAuth]\n"
-        f'path = "{API}/auth/login"\n'
-        f"payload = {{ {payload} }}\n"
-        'extract_selector = "/access_token"\n'
-    )
+    config.write_text("\n".join(lines))
     return config
 
 
 def run_schemathesis(stack: Stack) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    _register(stack.api_url)
+    ids = _seed(stack.api_url)
     reports = stack.workdir / "schemathesis"
     command = [
         str(BIN / "st"),
         "--config-file",
-        str(_config(stack.workdir)),
+        str(_config(stack.workdir, ids)),
         "run",
         f"{stack.api_url}{API}/openapi.json",
         "--checks",
@@ -173,3 +237,18 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_stack: 
     assert report["test_cases"]["with_failures"] == 0, output
     assert report["operations"]["tested"] == report["operations"]["total"], summary
     assert not report["auth"]["reauth_broke"], summary
+
+
+@pytest.mark.parametrize("size", [9_000, 30_000])
+def test_an_over_long_authorization_header_gets_the_json_431_through_gunicorn(
+    fuzz_stack: Stack, size: int
+) -> None:
+    response = httpx.get(
+        f"{fuzz_stack.api_url}{API}/auth/me",
+        headers={"Authorization": "Bearer " + "a" * size},
+        timeout=10,
+    )
+
+    assert response.status_code == 431
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["code"] == 431
