@@ -22,6 +22,11 @@ accesslog = None  # the app writes one structured JSON line per request
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 limit_request_line = 8190
+# gunicorn answers a header field above its limit itself, with an HTML 431. Its limit
+# is raised above the app's (api.inputs.MAX_HEADER_BYTES, 8 KiB), so a long header
+# (an over-long Authorization) reaches the app and gets the JSON error shape; only
+# one above this limit still gets gunicorn's page.
+limit_request_field_size = 32768
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

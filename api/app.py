@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.errors import ErrorSchema, register_error_handlers
+from api.inputs import guard_request
 from api.middleware import install_middleware
 from api.observability import install_http_metrics
 from api.ratelimit import install_rate_limits
@@ -77,6 +78,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     if settings.http_metrics_enabled:
         install_http_metrics(app)
     install_rate_limits(app, settings)
+    app.before_request(guard_request)
     api = PlatformApi(app)
     register_error_handlers(app)
     _register_blueprints(app, api)

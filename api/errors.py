@@ -12,6 +12,7 @@ import structlog
 from flask import Flask, Response, jsonify
 from flask_smorest import abort as smorest_abort
 from marshmallow import Schema, fields
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from api.outage import RETRY_AFTER_SECONDS, unavailable_dependency
@@ -97,6 +98,28 @@ def unavailable_response(dependency: str) -> Response:
     )
 
 
+def error_for_database(error: Exception) -> Response | None:
+    """A value the database refused is the client's: a 4xx, never a 500.
+
+    The input guards (api.inputs) and the schemas refuse what they can name
+    first; this is the net under them (a value out of a column's range or
+    length, a JSON escape Postgres cannot store, a race on a unique key).
+    """
+    if isinstance(error, DataError):
+        log.info("database_data_error", error=str(error.orig).splitlines()[0])
+        return error_response(
+            422, "Unprocessable Entity", "The request carries a value the database cannot store"
+        )
+    if isinstance(error, IntegrityError):
+        log.info("database_integrity_error", error=str(error.orig).splitlines()[0])
+        return error_response(409, "Conflict", "The request conflicts with the stored data")
+    return None
+
+
+def _database_error(error: Exception) -> Response:
+    return error_for_database(error) or _unexpected(error)
+
+
 def _unexpected(error: Exception) -> Response:
     dependency = unavailable_dependency(error)
     if dependency is not None:
@@ -109,4 +132,6 @@ def _unexpected(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DefinitionError, _definition_error)
+    app.register_error_handler(DataError, _database_error)
+    app.register_error_handler(IntegrityError, _database_error)
     app.register_error_handler(Exception, _unexpected)

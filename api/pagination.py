@@ -9,10 +9,13 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 MAX_PAGE_SIZE = 100
+# Deeper than this, offset paging is no way to read a list; the bound also keeps
+# OFFSET (page - 1) * page_size far inside Postgres' bigint.
+MAX_PAGE = 1_000_000
 
 
 class PageQuerySchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
 
 

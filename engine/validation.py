@@ -32,6 +32,7 @@ from engine.definition import (
     TRIGGER_TYPES,
     is_wrapped,
     normalise_definition,
+    normalise_step,
     normalise_workflow,
 )
 from engine.duration import parse_duration
@@ -151,14 +152,19 @@ def definition_problems(body: Mapping[str, Any], prefix: str = "definition") -> 
     if not isinstance(steps, list) or not steps:
         problems.append(Problem(_at(prefix, "steps"), "is required: a non-empty list of steps"))
         return problems
-    checker = _StepChecker(steps)
-    for index, step in enumerate(steps):
+    # Validate what will be stored: the normaliser moves legacy forms (an action
+    # named by "action", on_timeout inside the wait block) to their canonical
+    # place, and the checks and the graph read that place. Paths stay the
+    # caller's: normalising keeps every step at its index.
+    canonical = [normalise_step(s) if isinstance(s, Mapping) else s for s in steps]
+    checker = _StepChecker(canonical)
+    for index, (step, raw) in enumerate(zip(canonical, steps, strict=True)):
         path = f"{_at(prefix, 'steps')}[{index}]"
-        checker.check(step, path, in_body=False)
+        checker.check(step, path, in_body=False, raw=raw)
         if isinstance(step, Mapping):
             checker.problems += compile_problems(step, path)
     problems += checker.problems
-    problems += graph_problems(steps, _at(prefix, "steps"))
+    problems += graph_problems(canonical, _at(prefix, "steps"))
     return problems
 
 
@@ -223,7 +229,9 @@ class _StepChecker:
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def check(self, step: Any, path: str, *, in_body: bool) -> None:
+    def check(self, step: Any, path: str, *, in_body: bool, raw: Any) -> None:
+        """Check a normalised step; `raw` is the step as the caller wrote it, for
+        what normalising erases (a conflict between a legacy and a canonical key)."""
         if not isinstance(step, Mapping):
             self.add(path, "a step must be an object")
             return
@@ -242,7 +250,7 @@ class _StepChecker:
         self.problems += _duration_problems(step.get("timeout"), f"{path}.timeout")
         if step.get("metadata") is not None and not isinstance(step["metadata"], Mapping):
             self.add(f"{path}.metadata", "must be an object")
-        getattr(self, f"check_{kind}")(step, path, in_body)
+        getattr(self, f"check_{kind}")(step, path, in_body, raw)
 
     def check_identity(self, step: Mapping[str, Any], path: str) -> None:
         step_id = step.get("id")
@@ -300,7 +308,9 @@ class _StepChecker:
         ):
             self.add(f"{path}.multiplier", "must be a number of at least 1")
 
-    def check_condition(self, step: Mapping[str, Any], path: str, in_body: bool) -> None:
+    def check_condition(
+        self, step: Mapping[str, Any], path: str, in_body: bool, raw: Mapping[str, Any]
+    ) -> None:
         has_condition, has_rule = "condition" in step, "rule_id" in step
         if has_condition == has_rule:
             self.add(path, "a condition step needs exactly one of 'condition' or 'rule_id'")
@@ -309,16 +319,18 @@ class _StepChecker:
         elif not isinstance(step["rule_id"], str) or not step["rule_id"]:
             self.add(f"{path}.rule_id", "must be a non-empty string")
 
-    def check_action(self, step: Mapping[str, Any], path: str, in_body: bool) -> None:
-        action = step.get("action")
+    def check_action(
+        self, step: Mapping[str, Any], path: str, in_body: bool, raw: Mapping[str, Any]
+    ) -> None:
+        action, written = step.get("action"), raw.get("action")
         kind: Any
-        if isinstance(action, str):
-            kind, kind_path = action, f"{path}.action"
-        elif isinstance(action, Mapping):
-            key = "type" if "type" in action else "action"
-            kind, kind_path = action.get(key), f"{path}.action.{key}"
-            both = "type" in action and "action" in action
-            if both and action["type"] != action["action"]:
+        if isinstance(written, str):
+            kind, kind_path = written, f"{path}.action"
+        elif isinstance(action, Mapping) and isinstance(written, Mapping):
+            key = "type" if "type" in written else "action"
+            kind, kind_path = action.get("type"), f"{path}.action.{key}"
+            both = "type" in written and "action" in written
+            if both and written["type"] != written["action"]:
                 self.add(f"{path}.action", "'type' and 'action' name different actions")
             if action.get("reason") is not None and not isinstance(action["reason"], str):
                 self.add(f"{path}.action.reason", "must be a string")
@@ -335,7 +347,9 @@ class _StepChecker:
         if step.get("execute") is not None:
             self.check_items(step["execute"], f"{path}.execute", in_body)
 
-    def check_execute(self, step: Mapping[str, Any], path: str, in_body: bool) -> None:
+    def check_execute(
+        self, step: Mapping[str, Any], path: str, in_body: bool, raw: Mapping[str, Any]
+    ) -> None:
         items = step.get("execute")
         if not isinstance(items, list) or not items:
             self.add(f"{path}.execute", "is required: a non-empty list of items")
@@ -391,15 +405,19 @@ class _StepChecker:
                 data.get("expires_in"), f"{path}.data.expires_in", templated=True
             )
 
-    def check_parallel(self, step: Mapping[str, Any], path: str, in_body: bool) -> None:
+    def check_parallel(
+        self, step: Mapping[str, Any], path: str, in_body: bool, raw: Mapping[str, Any]
+    ) -> None:
         block = step.get("parallel")
         if not isinstance(block, Mapping):
             self.add(f"{path}.parallel", "is required: {strategy, steps: [...]}")
             return
         self.check_strategy(block, f"{path}.parallel")
-        self.check_body(block.get("steps"), f"{path}.parallel.steps")
+        self.check_body(block.get("steps"), raw["parallel"].get("steps"), f"{path}.parallel.steps")
 
-    def check_foreach(self, step: Mapping[str, Any], path: str, in_body: bool) -> None:
+    def check_foreach(
+        self, step: Mapping[str, Any], path: str, in_body: bool, raw: Mapping[str, Any]
+    ) -> None:
         block = step.get("foreach")
         if not isinstance(block, Mapping):
             self.add(f"{path}.foreach", "is required: {items, item_var, steps: [...]}")
@@ -418,7 +436,7 @@ class _StepChecker:
             block.get("limit"), f"{path}.foreach.limit", 1, MAX_FOREACH_LIMIT
         )
         self.check_strategy(block, f"{path}.foreach")
-        self.check_body(block.get("steps"), f"{path}.foreach.steps")
+        self.check_body(block.get("steps"), raw["foreach"].get("steps"), f"{path}.foreach.steps")
 
     def check_strategy(self, block: Mapping[str, Any], path: str) -> None:
         strategy = block.get("strategy")
@@ -426,20 +444,25 @@ class _StepChecker:
             known = ", ".join(sorted(JOIN_STRATEGIES))
             self.add(f"{path}.strategy", f"unknown strategy {strategy!r}; use one of {known}")
 
-    def check_body(self, steps: Any, path: str) -> None:
+    def check_body(self, steps: Any, written: Any, path: str) -> None:
         if not isinstance(steps, list) or not steps:
             self.add(path, "is required: a non-empty list of steps")
             return
-        for index, step in enumerate(steps):
-            self.check(step, f"{path}[{index}]", in_body=True)
+        for index, (step, raw) in enumerate(zip(steps, written, strict=True)):
+            self.check(step, f"{path}[{index}]", in_body=True, raw=raw)
 
-    def check_wait(self, step: Mapping[str, Any], path: str, in_body: bool) -> None:
+    def check_wait(
+        self, step: Mapping[str, Any], path: str, in_body: bool, raw: Mapping[str, Any]
+    ) -> None:
         wait = step.get("wait")
         if not isinstance(wait, Mapping):
             self.add(
                 f"{path}.wait", "is required: {event, match?, timeout?} or {duration} or {until}"
             )
             return
+        legacy = raw["wait"].get("on_timeout")
+        if legacy is not None and raw.get("on_timeout") not in (None, legacy):
+            self.add(f"{path}.wait.on_timeout", "differs from the step's on_timeout; give one")
         modes = [key for key in ("event", "duration", "until") if wait.get(key) is not None]
         if len(modes) != 1:
             self.add(f"{path}.wait", "needs exactly one of 'event', 'duration' or 'until'")

@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from api.inputs import Timestamp
 from models.permission import PERMISSIONS
 
 MAX_LIFETIME_DAYS = 3650
@@ -22,7 +23,7 @@ class ApiKeyCreateSchema(Schema):
     expires_in_days = fields.Integer(
         load_default=None, validate=validate.Range(min=1, max=MAX_LIFETIME_DAYS)
     )
-    expires_at = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    expires_at = Timestamp(load_default=None)
 
     @validates("scopes")
     def scopes_are_permissions(self, value: list[str] | None, **_: Any) -> None:

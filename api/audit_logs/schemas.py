@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from api.inputs import Timestamp
 from api.pagination import PageQuerySchema
 
 
@@ -15,12 +15,8 @@ class AuditLogQuerySchema(PageQuerySchema):
     resource_type = fields.String(validate=validate.Length(min=1, max=50))
     resource_id = fields.String(validate=validate.Length(min=1, max=200))
     actor_user_id = fields.UUID()
-    since = fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "ISO 8601; entries at or after it"}
-    )
-    until = fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "ISO 8601; entries before it"}
-    )
+    since = Timestamp(metadata={"description": "ISO 8601; entries at or after it"})
+    until = Timestamp(metadata={"description": "ISO 8601; entries before it"})
 
     @validates_schema
     def since_before_until(self, data: dict[str, Any], **_: Any) -> None:

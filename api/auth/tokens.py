@@ -87,7 +87,8 @@ def decode_access_token(token: str, *, secret: str) -> AccessClaims:
             issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError, OSError) as exc:
+        # OverflowError/OSError: a time claim outside what a datetime holds (exp=1e30).
         raise TokenError("malformed", "The access token is invalid") from exc
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from marshmallow import Schema, fields, validate
 
+from api.inputs import Timestamp
 from api.pagination import PageQuerySchema, page_envelope_schema
 
 MAX_TYPE_LENGTH = 200
@@ -43,8 +42,8 @@ class EventSchema(Schema):
 
 class EventListQuerySchema(PageQuerySchema):
     event_type = fields.String()
-    since = fields.AwareDateTime(default_timezone=UTC)
-    until = fields.AwareDateTime(default_timezone=UTC)
+    since = Timestamp()
+    until = Timestamp()
 
 
 EventPageSchema = page_envelope_schema("events", EventSchema)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from marshmallow import Schema, fields, validate
 
+from api.inputs import Timestamp
 from api.pagination import PageQuerySchema, page_envelope_schema
 from engine.state import ExecutionStatus
 
@@ -13,7 +12,11 @@ from engine.state import ExecutionStatus
 class ExecutionSchema(Schema):
     id = fields.UUID(required=True)
     workflow_id = fields.String(required=True, metadata={"description": "The workflow's slug"})
-    workflow_row_id = fields.UUID(required=True, metadata={"description": "The version's row id"})
+    workflow_row_id = fields.UUID(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The version's row id; null once that version is deleted"},
+    )
     workflow_version = fields.String(required=True)
     status = fields.String(required=True)
     result = fields.String(allow_none=True)
@@ -58,8 +61,8 @@ class TraceSchema(Schema):
 class ExecutionListQuerySchema(PageQuerySchema):
     workflow_id = fields.String(metadata={"description": "The workflow's slug"})
     status = fields.String(validate=validate.OneOf([s.value for s in ExecutionStatus]))
-    since = fields.AwareDateTime(default_timezone=UTC)
-    until = fields.AwareDateTime(default_timezone=UTC)
+    since = Timestamp()
+    until = Timestamp()
 
 
 class ExecuteBodySchema(Schema):

@@ -365,6 +365,19 @@ def test_a_forced_delete_cancels_the_active_executions(app: Any, admin: Any) -> 
             assert execution.error_type == "cancelled"
 
 
+def test_an_execution_of_a_deleted_version_is_read_as_its_schema_says(app: Any, admin: Any) -> None:
+    created = create(admin, wrapped(enabled=True))
+    running = insert_execution(app, created, status="running")
+    assert admin.delete(f"{API}/workflows/{created['id']}?force=true").status_code == 204
+
+    response = admin.get(f"{API}/executions/{running}")
+
+    assert response.status_code == 200, response.json
+    assert response.json["workflow_row_id"] is None
+    spec = admin.get(f"{API}/openapi.json").json
+    assert spec["components"]["schemas"]["Execution"]["properties"]["workflow_row_id"]["nullable"]
+
+
 def test_every_change_is_audited(app: Any, admin: Any) -> None:
     created = create(admin, wrapped())
     admin.put(f"{API}/workflows/{created['id']}", wrapped(name="Renamed"))
