@@ -1,6 +1,6 @@
 """The Redis broker transport of every process that publishes or consumes steps:
-kombu's, with one Redis client per channel; and ChannelSender, the publish
-path of step messages on it.
+kombu's, with one Redis client per channel and a channel that survives a lost
+connection; and ChannelSender, the publish path of step messages on it.
 
 kombu's Redis channel builds a new `redis.Redis` client object for every
 command it sends outside its event loop: every publish and, in the worker's
@@ -23,6 +23,7 @@ import os
 import threading
 from typing import Any
 
+import redis.exceptions
 import structlog
 from celery import Celery
 from celery.signals import after_task_publish
@@ -46,6 +47,19 @@ class Channel(kombu_redis.Channel):
         if client is None or client.connection_pool is not pool:
             client = self._sync_client = super()._create_client()
         return client
+
+
+    def _get_pool(self, asynchronous: bool = False) -> Any:
+        # When the worker loses Redis, Celery's consumer detaches the transport from
+        # the connection, then closes the channel again, which re-queues its unacked
+        # messages through a new pool built from the detached transport: an
+        # AttributeError, which stops the worker ("Unrecoverable error"). As a
+        # connection error the consumer ignores it and reconnects; those messages
+        # were lost with the broker anyway and their tickets are relayed.
+        transport = self.connection
+        if transport is None or transport.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection is closed")
+        return super()._get_pool(asynchronous=asynchronous)
 
 
 class Transport(kombu_redis.Transport):

@@ -23,7 +23,6 @@ from tasks.dispatch import (
 )
 from tasks.scheduler import FIRE_SCHEDULES
 from tasks.timers import RESUME_DUE
-from workers import consumer_transport
 
 TASK_MODULES = (
     "tasks.step_task",
@@ -102,7 +101,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
     runtime.configure(settings)
-    consumer_transport.install()
     celery_app = Celery("workflows", set_as_current=True)
     celery_app.conf.update(celery_config(settings))
     celery_app.conf.include = list(TASK_MODULES)

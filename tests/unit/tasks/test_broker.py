@@ -27,13 +27,14 @@ def test_the_apis_publisher_uses_it_too() -> None:
     assert publisher._app.conf.broker_transport == TRANSPORT
 
 
-def test_the_kombu_method_the_transport_overrides_keeps_its_signature() -> None:
-    """tasks.broker.Channel overrides kombu's Redis Channel._create_client (a private
-    method): an upgrade that changes it must fail here, not in production."""
+def test_the_kombu_methods_the_transport_overrides_keep_their_signatures() -> None:
+    """tasks.broker.Channel overrides kombu's Redis Channel._create_client and _get_pool
+    (private methods): an upgrade that changes them must fail here, not in production."""
     import inspect
 
     from kombu.transport import redis as kombu_redis
 
-    parameters = inspect.signature(kombu_redis.Channel._create_client).parameters
-    assert list(parameters) == ["self", "asynchronous"]
-    assert parameters["asynchronous"].default is False
+    for method in (kombu_redis.Channel._create_client, kombu_redis.Channel._get_pool):
+        parameters = inspect.signature(method).parameters
+        assert list(parameters) == ["self", "asynchronous"]
+        assert parameters["asynchronous"].default is False
