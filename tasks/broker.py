@@ -48,7 +48,6 @@ class Channel(kombu_redis.Channel):
             client = self._sync_client = super()._create_client()
         return client
 
-
     def _get_pool(self, asynchronous: bool = False) -> Any:
         # When the worker loses Redis, Celery's consumer detaches the transport from
         # the connection, then closes the channel again, which re-queues its unacked
