@@ -93,6 +93,16 @@ HAND_WRITTEN: dict[str, list[dict[str, Any]]] = {
         unit.QUOTE,
         {**unit.QUOTE, "quote": {**unit.QUOTE["quote"], "total": 100}},
     ],
+    # Ours: a shipment whose parcels the foreach records, so the run reaches its waits.
+    "shipment-tracking": [
+        {
+            "shipment": {
+                "id": "s-1",
+                "signed_by": "Ada",
+                "parcels": [{"id": "p-1", "weight_kg": 2}, {"id": "p-2", "weight_kg": 5}],
+            }
+        },
+    ],
 }
 
 
