@@ -96,7 +96,7 @@ class StepMessage:
             attempt=int(kwargs.get("attempt", 1)),
             limit_seconds=float(kwargs.get("limit_seconds", 300)),
             sent_at=kwargs.get("sent_at"),
-            mode=RunMode(kwargs["mode"]) if kwargs.get("mode") else None,
+            mode=_mode(kwargs.get("mode")),
             snapshot=kwargs.get("snapshot"),
         )
 
@@ -115,6 +115,15 @@ class StepMessage:
     def lock_key(self) -> str:
         parts = (self.execution_id, self.step_id, self.branch_key, self.attempt_group, self.attempt)
         return ":".join(str(part) for part in parts)
+
+
+def _mode(value: Any) -> RunMode | None:
+    """The ticket's mode; None for a ticket without one (or one this version does not
+    know), which the atomic path then asks the definition for."""
+    try:
+        return RunMode(value) if value else None
+    except ValueError:
+        return None
 
 
 def run_step_message(rt: runtime.Runtime, message: StepMessage) -> str:

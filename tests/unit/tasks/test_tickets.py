@@ -64,3 +64,12 @@ def test_a_ticket_carries_how_its_step_runs() -> None:
     # A ticket stored before tickets carried it: the step task asks the definition.
     old = DispatchOutbox(id=2, execution_id=uuid.uuid4(), payload={"step_id": "b"})
     assert Ticket.from_row(old).message()["mode"] is None
+
+
+def test_a_message_with_a_mode_this_version_does_not_know_asks_the_definition() -> None:
+    from tasks.steprun import StepMessage
+
+    base = {"outbox_id": 1, "execution_id": str(uuid.uuid4()), "step_id": "a"}
+    assert StepMessage.parse({**base, "mode": "plain"}).mode == "plain"
+    assert StepMessage.parse({**base, "mode": "teleport"}).mode is None
+    assert StepMessage.parse(base).mode is None
