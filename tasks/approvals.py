@@ -21,12 +21,10 @@ ledger), so a delivery repeated after a crash is never sent twice.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -267,24 +265,3 @@ def _announce(rt: runtime.Runtime, claim: Session, approval: Approval) -> bool:
             return False
     approval.notify_due_at = None
     return True
-
-
-@shared_task(name=NOTIFY_APPROVAL, ignore_result=True)
-def notify_approval(approval_id: str) -> bool:
-    return notify_decision(runtime.current(), uuid.UUID(approval_id))
-
-
-@shared_task(name=EXPIRE_APPROVALS, ignore_result=True)
-def expire_approvals() -> int:
-    """Expire due approvals, then send the approval notifications still owed (the
-    expiries just committed, and decisions whose own task did not send them)."""
-    rt = runtime.current()
-    started = time.perf_counter()
-    try:
-        count = expire_due(rt)
-        notify_owed(rt)
-    except Exception:
-        metrics.record_job_run(WORKER_TYPE, "error", time.perf_counter() - started)
-        raise
-    metrics.record_job_run(WORKER_TYPE, "success", time.perf_counter() - started, items=count)
-    return count

@@ -10,16 +10,13 @@ round, and each published row is re-armed for a growing grace period.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
-from celery import shared_task
 from sqlalchemy import select
 
 from models.execution import DispatchOutbox
-from monitoring import metrics
 from tasks import runtime
-from tasks.dispatch import REDELIVERY_GRACE, RELAY_OUTBOX, Publisher, Ticket
+from tasks.dispatch import REDELIVERY_GRACE, Publisher, Ticket
 
 BATCH_SIZE = 500
 MAX_BACKOFF_FACTOR = 16
@@ -47,16 +44,3 @@ def relay_due_tickets(
             row.attempts += 1
         uow.commit()
     return publisher.publish(tickets)
-
-
-@shared_task(name=RELAY_OUTBOX, ignore_result=True)
-def relay_outbox() -> int:
-    rt = runtime.current()
-    started = time.perf_counter()
-    try:
-        published = relay_due_tickets(rt, rt.publisher)
-    except Exception:
-        metrics.record_job_run(WORKER_TYPE, "error", time.perf_counter() - started)
-        raise
-    metrics.record_job_run(WORKER_TYPE, "success", time.perf_counter() - started, items=published)
-    return published

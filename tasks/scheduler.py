@@ -11,18 +11,15 @@ enabled version; a slug with no enabled version is skipped (logged).
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import structlog
-from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.execution import DispatchOutbox
 from models.schedule_repository import advance, claim_due_schedules
 from models.workflow import Schedule, Workflow
-from monitoring import metrics
 from tasks import runtime
 from tasks.dispatch import Ticket
 from tasks.launch import start_execution
@@ -88,16 +85,3 @@ def _fire(
         due_at=due.isoformat(),
     )
     return launch.ticket
-
-
-@shared_task(name=FIRE_SCHEDULES, ignore_result=True)
-def fire_schedules() -> int:
-    rt = runtime.current()
-    started = time.perf_counter()
-    try:
-        count = fire_due_schedules(rt)
-    except Exception:
-        metrics.record_job_run(WORKER_TYPE, "error", time.perf_counter() - started)
-        raise
-    metrics.record_job_run(WORKER_TYPE, "success", time.perf_counter() - started, items=count)
-    return count

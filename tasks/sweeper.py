@@ -11,10 +11,8 @@ Two duties, each a bounded batch claimed with SKIP LOCKED:
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
-from celery import shared_task
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
@@ -22,10 +20,9 @@ from engine import lifecycle
 from engine.definition import Definition
 from engine.state import ExecutionStatus, StepRunStatus
 from models.execution import DispatchOutbox, Execution, StepRun
-from monitoring import metrics
 from tasks import runtime
 from tasks.applied import record_metrics
-from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, SWEEP_STUCK, Ticket, is_immediate, step_limit
+from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate, step_limit
 from tasks.foreach import reticket_unfinished
 from tasks.transition import fail_execution, ticket_step, write_changes
 
@@ -120,16 +117,3 @@ def _redispatch(session: Session, execution: Execution, now: datetime) -> list[D
 def sweep(rt: runtime.Runtime, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     return fail_overdue(rt, now) + redispatch_stuck(rt, now)
-
-
-@shared_task(name=SWEEP_STUCK, ignore_result=True)
-def sweep_stuck() -> int:
-    rt = runtime.current()
-    started = time.perf_counter()
-    try:
-        count = sweep(rt)
-    except Exception:
-        metrics.record_job_run(WORKER_TYPE, "error", time.perf_counter() - started)
-        raise
-    metrics.record_job_run(WORKER_TYPE, "success", time.perf_counter() - started, items=count)
-    return count

@@ -11,10 +11,8 @@ wait; an event that arrives at the same time locks the same rows
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
-from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,7 +21,6 @@ from engine.definition import Definition
 from engine.machine import decide_after_wait
 from engine.state import ExecutionStatus
 from models.execution import Execution, Wait
-from monitoring import metrics
 from tasks import runtime
 from tasks.applied import Applied
 from tasks.approvals import publish_applied
@@ -85,16 +82,3 @@ def _fire(session: Session, wait: Wait, now: datetime) -> Applied | None:
     decision = decide_after_wait(definition, step, timed_out, current_result(execution))
     label = "wait_timed_out" if timed_out else "timer_fired"
     return apply_decision(session, attempt, decision, now, Applied(label))
-
-
-@shared_task(name=RESUME_DUE, ignore_result=True)
-def resume_due() -> int:
-    rt = runtime.current()
-    started = time.perf_counter()
-    try:
-        count = resume_due_waits(rt)
-    except Exception:
-        metrics.record_job_run(WORKER_TYPE, "error", time.perf_counter() - started)
-        raise
-    metrics.record_job_run(WORKER_TYPE, "success", time.perf_counter() - started, items=count)
-    return count

@@ -24,14 +24,7 @@ from tasks.dispatch import (
 from tasks.scheduler import FIRE_SCHEDULES
 from tasks.timers import RESUME_DUE
 
-TASK_MODULES = (
-    "tasks.step_task",
-    "tasks.relay",
-    "tasks.sweeper",
-    "tasks.approvals",
-    "tasks.timers",
-    "tasks.scheduler",
-)
+TASK_MODULES = ("tasks.step_task", "tasks.jobs")
 DEFAULT_RELAY_INTERVAL_SECONDS = 1.0
 DEFAULT_SWEEP_INTERVAL_SECONDS = 15.0
 DEFAULT_APPROVAL_EXPIRATION_INTERVAL_SECONDS = 5.0

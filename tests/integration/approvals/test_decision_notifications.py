@@ -158,7 +158,7 @@ def test_a_rejection_by_an_admin_outside_the_group_is_announced(
 def test_an_expiry_is_announced_by_the_expiry_job_that_expired_it(
     admin: Caller, approver: Caller, rt: Any, smtp_sink: SmtpSink
 ) -> None:
-    from tasks.approvals import expire_approvals
+    from tasks.jobs import expire_approvals
 
     execution_id, approval = waiting_approval(admin, rt)
     set_column(rt, "approvals", "expires_at", approval["id"], an_hour_ago())
