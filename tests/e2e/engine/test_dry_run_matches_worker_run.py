@@ -15,9 +15,9 @@ from tests.e2e.engine.conftest import FINAL, Api
 from tests.e2e.stack import Stack
 from tests.integration.engine.example_samples import example_cases, load_example, point_at_sink
 from tests.integration.engine.run_summary import (
+    start_as_triggered,
     summarise_dry_run,
     summarise_real_run,
-    trigger_starts,
 )
 from tests.integration.engine.sinks import HttpSink
 from tests.support import unique
@@ -40,18 +40,12 @@ def deployed(engine_stack: Stack, http_sink: HttpSink) -> Any:
 
 
 def start(owner: Api, workflow: dict[str, Any], payload: dict[str, Any]) -> str:
-    trigger = workflow["definition"]["trigger"]
-    event = trigger.get("event") if trigger["type"] == "event" else None
-    if event and "*" not in event:
-        started_ids = owner.send(event, payload)["execution_ids"]
-        if started_ids:
-            (execution_id,) = started_ids
-            return str(execution_id)
-        # The trigger's filter refused it (the dry run runs the steps regardless).
-        assert not trigger_starts(workflow, event, payload), "the event should have started it"
-    started = owner.post(f"/workflows/{workflow['id']}/execute", {"payload": payload})
-    assert started.status_code == 202, started.text
-    return str(started.json()["id"])
+    def execute() -> str:
+        started = owner.post(f"/workflows/{workflow['id']}/execute", {"payload": payload})
+        assert started.status_code == 202, started.text
+        return str(started.json()["id"])
+
+    return start_as_triggered(workflow, payload, lambda event: owner.send(event, payload), execute)
 
 
 @pytest.mark.parametrize(("file", "payload"), example_cases())

@@ -16,6 +16,7 @@ endpoint calls) the same answer; waits for events stay unanswered on both sides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -211,20 +212,35 @@ def dry_run_answering(
 
 
 def start(caller: Caller, workflow: dict[str, Any], payload: dict[str, Any]) -> str:
-    """Start `workflow` as its trigger would: its event, else manually. The dry run runs
-    the steps whatever the trigger's filter says; an event its filter refuses starts
-    nothing (checked against the engine's routing), so that payload runs manually."""
+    def execute() -> str:
+        started = caller.post(f"{API}/workflows/{workflow['id']}/execute", {"payload": payload})
+        assert started.status_code == 202, started.json
+        return str(started.json["id"])
+
+    return start_as_triggered(
+        workflow, payload, lambda event: send_event(caller, event, payload), execute
+    )
+
+
+def start_as_triggered(
+    workflow: dict[str, Any],
+    payload: dict[str, Any],
+    send: Callable[[str], dict[str, Any]],
+    execute: Callable[[], str],
+) -> str:
+    """Start `workflow` as its trigger would: its event (`send`), else manually
+    (`execute`). The dry run runs the steps whatever the trigger's filter says; an event
+    its filter refuses starts nothing (checked against the engine's routing), so that
+    payload runs manually."""
     trigger = workflow["definition"]["trigger"]
     event = trigger.get("event") if trigger["type"] == "event" else None
     if event and "*" not in event:
-        started_ids = send_event(caller, event, payload)["execution_ids"]
+        started_ids = send(event)["execution_ids"]
         if started_ids:
             (execution_id,) = started_ids
             return str(execution_id)
         assert not trigger_starts(workflow, event, payload), "the event should have started it"
-    started = caller.post(f"{API}/workflows/{workflow['id']}/execute", {"payload": payload})
-    assert started.status_code == 202, started.json
-    return str(started.json["id"])
+    return execute()
 
 
 def run_until_settled(rt: Any) -> None:
