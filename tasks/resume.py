@@ -93,11 +93,10 @@ def _resume(session: Session, wait: Wait, event: Event, now: datetime) -> Applie
     wait.resolved_event_id = event.id
     wait.resolved_at = now
     context = merge_event(execution.context, event.event_type, event.payload, step_id=step.id)
-    write_changes(session, execution, {"context": context})
     write_changes(session, execution, lifecycle.wake(execution, now, definition.timeout))
-    attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
+    attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(context))
     decision = decide_after_wait(definition, step, False, current_result(execution))
-    return apply_decision(session, attempt, decision, now, Applied("resumed"))
+    return apply_decision(session, attempt, decision, now, Applied("resumed"), context=context)
 
 
 def resume_after_approval(
@@ -132,8 +131,9 @@ def resume_after_approval(
     update = approval_context(
         step.id, status=status.value, approver=approver, reason=reason, decided_at=now
     )
-    write_changes(session, execution, {"context": deep_merge(execution.context, update)})
+    context = deep_merge(execution.context, update)
     write_changes(session, execution, lifecycle.wake(execution, now, definition.timeout))
-    attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
+    attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(context))
     decision = decide_after_approval(definition, step, status, current_result(execution))
-    return apply_decision(session, attempt, decision, now, Applied("approval_" + status.value))
+    applied = Applied("approval_" + status.value)
+    return apply_decision(session, attempt, decision, now, applied, context=context)

@@ -72,13 +72,12 @@ def apply_outcome(
     context = deep_merge(
         deep_merge(attempt.context, attempt.extra_updates), outcome.context_updates
     )
-    write_changes(session, execution, {"context": context})
     decision = decide_after_success(
         attempt.definition, attempt.step, outcome, current_result(execution)
     )
     applied = Applied("completed")
     step_metric(applied, attempt, status)
-    return apply_decision(session, attempt, decision, now, applied)
+    return apply_decision(session, attempt, decision, now, applied, context=context)
 
 
 def apply_failure(
@@ -101,9 +100,7 @@ def apply_failure(
             retry = RetryAt(step_id=attempt.step.id, due=due, attempt=attempt.attempt + 1)
             return schedule_retry(session, attempt, retry, now, applied)
         return _maybe_join(session, attempt, now, applied)
-    write_changes(
-        session, execution, {"context": deep_merge(attempt.context, attempt.extra_updates)}
-    )
+    context = deep_merge(attempt.context, attempt.extra_updates)
     decision = decide_after_failure(
         attempt.definition,
         attempt.step,
@@ -113,7 +110,7 @@ def apply_failure(
         retry_rng,
         current_result=current_result(execution),
     )
-    return apply_decision(session, attempt, decision, now, applied)
+    return apply_decision(session, attempt, decision, now, applied, context=context)
 
 
 def fail_execution(
@@ -127,18 +124,27 @@ def fail_execution(
 
 # --- decisions ------------------------------------------------------------------------------
 def apply_decision(
-    session: Session, attempt: StepAttempt, decision: Decision, now: datetime, applied: Applied
+    session: Session,
+    attempt: StepAttempt,
+    decision: Decision,
+    now: datetime,
+    applied: Applied,
+    *,
+    context: dict[str, Any] | None = None,
 ) -> Applied:
+    """Carry out the decision: one write of the execution row, with `context` (the step's
+    context, when the caller changed it) as the base the decision's updates merge into."""
     execution, definition = attempt.execution, attempt.definition
+    base = execution.context if context is None else context
     if isinstance(decision, RetryAt):
-        return schedule_retry(session, attempt, decision, now, applied)
+        return schedule_retry(session, attempt, decision, now, applied, context=context)
     if isinstance(decision, Finish):
-        _finish(session, execution, definition, decision, now, applied)
+        _finish(session, execution, definition, decision, now, applied, context=base)
         return applied
     if isinstance(decision, Continue):
-        context = deep_merge(execution.context, decision.context_updates)
         changes = lifecycle.continue_to(execution, decision, now, definition.timeout)
-        write_changes(session, execution, {**changes, "context": context})
+        updated = deep_merge(base, decision.context_updates)
+        write_changes(session, execution, {**changes, "context": updated})
         if execution.status != S.PAUSED:
             applied.tickets.append(
                 ticket_step(session, execution, definition, definition.step(decision.step_id), now)
@@ -148,7 +154,8 @@ def apply_decision(
         _create_approval(session, attempt, decision, now, applied)
     elif isinstance(decision, Wait):
         _create_wait(session, attempt, decision, now)
-    write_changes(session, execution, lifecycle.park(execution, decision, now, definition.timeout))
+    changes = lifecycle.park(execution, decision, now, definition.timeout)
+    write_changes(session, execution, changes if context is None else {**changes, "context": base})
     applied.label = "waiting"
     return applied
 
@@ -194,7 +201,13 @@ def ticket_step(
 
 
 def schedule_retry(
-    session: Session, attempt: StepAttempt, decision: RetryAt, now: datetime, applied: Applied
+    session: Session,
+    attempt: StepAttempt,
+    decision: RetryAt,
+    now: datetime,
+    applied: Applied,
+    *,
+    context: dict[str, Any] | None = None,
 ) -> Applied:
     execution = attempt.execution
     session.add(
@@ -223,7 +236,10 @@ def schedule_retry(
                 due_at=decision.due,
             )
         )
-    write_changes(session, execution, lifecycle.retry_later(execution, decision.due, now))
+    changes = lifecycle.retry_later(execution, decision.due, now)
+    write_changes(
+        session, execution, changes if context is None else {**changes, "context": context}
+    )
     applied.label = "retry_scheduled"
     slug, name = execution.workflow_id, attempt.step.id
     applied.after_commit.append(lambda: metrics.record_step_retry(slug, name))
@@ -237,10 +253,13 @@ def _finish(  # noqa: PLR0917 - the decision's parts, in the order the callers h
     decision: Finish,
     now: datetime,
     applied: Applied,
+    *,
+    context: dict[str, Any] | None = None,
 ) -> None:
-    context = deep_merge(execution.context, decision.context_updates)
     changes = lifecycle.finish(execution, decision, now, definition.timeout)
-    write_changes(session, execution, {**changes, "context": context})
+    context = execution.context if context is None else context
+    updated = deep_merge(context, decision.context_updates)
+    write_changes(session, execution, {**changes, "context": updated})
     applied.label = decision.status.value
     slug, trigger, status = execution.workflow_id, execution.trigger_type, decision.status.value
     error_type, seconds = execution.error_type, (execution.duration_ms or 0) / 1000
