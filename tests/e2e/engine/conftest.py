@@ -173,7 +173,14 @@ class Api:
         wanted = states or FINAL
         deadline = time.monotonic() + timeout
         while True:
-            body = self.execution(execution_id)
+            response = self.get(f"/executions/{execution_id}")
+            if response.status_code == 503 and time.monotonic() < deadline:
+                # An outage the test caused (a dropped database): the API says retry.
+                assert response.headers.get("Retry-After"), response.text
+                time.sleep(0.2)
+                continue
+            assert response.status_code == 200, response.text
+            body = dict(response.json())
             if body["status"] in wanted:
                 return body
             if time.monotonic() > deadline:
