@@ -325,7 +325,7 @@ def instrument_phases() -> Phases:
     from sqlalchemy.orm import Session
 
     import engine.definition
-    import tasks.fastpath
+    import tasks.recording
     import tasks.stepping
     import tasks.steprun
     import tasks.transition
@@ -334,15 +334,14 @@ def instrument_phases() -> Phases:
     phases = Phases()
     phases.wrap(UnitOfWork, "__enter__", "session open (UnitOfWork.__enter__)")
     phases.wrap(tasks.steprun, "lock_execution", "lock query (lock_execution)")
-    phases.wrap(tasks.steprun, "_lock_with_attempt", "ORM rows (_lock_with_attempt)")
     phases.wrap(engine.definition.Definition, "from_dict", "Definition.from_dict")
     phases.wrap(tasks.steprun.StepAttempt, "begin", "StepAttempt.begin")
     phases.wrap(tasks.steprun, "run_attempt", "run_attempt (engine runs the step)")
     phases.wrap(tasks.stepping, "run_step", "  engine.executor.run_step")
     phases.wrap(tasks.stepping, "_ports", "  ports")
-    phases.wrap(tasks.steprun, "try_fast_write", "try_fast_write (decide + write)")
-    phases.wrap(tasks.fastpath, "deep_merge", "  context deep_merge")
-    phases.wrap(tasks.fastpath, "_common", "  params (json.dumps)")
+    phases.wrap(tasks.steprun, "_record", "_record (decide, collect the transition)")
+    phases.wrap(tasks.transition, "deep_merge", "  context deep_merge")
+    phases.wrap(tasks.recording.Recording, "write", "Recording.write (one statement)")
     phases.wrap(Session, "commit", "session commit")
     phases.wrap(tasks.steprun, "_publish", "publish (after commit)")
     phases.wrap(Celery, "send_task", "  Celery.send_task")
@@ -504,6 +503,8 @@ def stop_profiler(profiler: Any, kind: str | None) -> None:
         import pstats
 
         profiler.disable()
+        if os.environ.get("STEP_PROFILE_STATS"):  # kept for comparing two versions
+            profiler.dump_stats(os.environ["STEP_PROFILE_STATS"])
         stats = pstats.Stats(profiler).strip_dirs()
         stats.sort_stats("cumulative").print_stats(45)
         stats.sort_stats("tottime").print_stats(30)

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 from engine import lifecycle
 from engine.definition import Definition
 from engine.lifecycle import TransitionError
-from models.execution import Approval, DispatchOutbox, Execution, StepRun, Wait
+from models.execution import Approval, DispatchOutbox, Execution, Wait
 from monitoring import metrics
 from tasks.foreach import reticket_unfinished
-from tasks.transition import ticket_step, write_changes
+from tasks.recording import Recording
+from tasks.transition import latest_run, ticket_step
 
 __all__ = ["ControlResult", "TransitionError", "cancel", "pause", "resume", "retry"]
 
@@ -43,7 +44,7 @@ def pause(session: Session, execution: Execution, now: datetime) -> ControlResul
     # not dispatched while paused (the step task checks the status).
     previous = execution.status
     changes = lifecycle.pause(execution, now, _timeout(execution))
-    write_changes(session, execution, changes)
+    _write(session, execution, changes)
     return ControlResult(execution, changes is not None, previous)
 
 
@@ -51,10 +52,10 @@ def resume(session: Session, execution: Execution, now: datetime) -> ControlResu
     previous = execution.status
     waiting = execution.status == lifecycle.S.PAUSED and _is_waiting(session, execution)
     changes = lifecycle.resume(execution, now, _timeout(execution), waiting=waiting)
-    write_changes(session, execution, changes)
-    if changes is None or execution.status != lifecycle.S.RUNNING:
+    if changes is None or changes["status"] != lifecycle.S.RUNNING:
+        _write(session, execution, changes)
         return ControlResult(execution, changes is not None, previous)
-    return ControlResult(execution, True, previous, _ticket_current_step(session, execution, now))
+    return _with_current_step(session, execution, changes, now, previous)
 
 
 def cancel(session: Session, execution: Execution, now: datetime, reason: str) -> ControlResult:
@@ -63,7 +64,7 @@ def cancel(session: Session, execution: Execution, now: datetime, reason: str) -
     changes = lifecycle.cancel(execution, now, _timeout(execution), reason)
     if changes is None:
         return ControlResult(execution, False, previous)
-    write_changes(session, execution, changes)
+    _write(session, execution, changes)
     _close_open_waits(session, execution, now, reason)
     session.execute(delete(DispatchOutbox).where(DispatchOutbox.execution_id == execution.id))
     slug, trigger = execution.workflow_id, execution.trigger_type
@@ -79,36 +80,45 @@ def retry(session: Session, execution: Execution, now: datetime) -> ControlResul
     changes = lifecycle.retry(execution, now, _timeout(execution))
     if changes is None:
         return ControlResult(execution, False, previous)  # already retried
-    write_changes(session, execution, changes)
-    return ControlResult(execution, True, previous, _ticket_current_step(session, execution, now))
+    return _with_current_step(session, execution, changes, now, previous)
 
 
 def _timeout(execution: Execution) -> timedelta:
     return Definition.from_dict(execution.definition).timeout
 
 
-def _ticket_current_step(
-    session: Session, execution: Execution, now: datetime
-) -> list[DispatchOutbox]:
+def _write(session: Session, execution: Execution, changes: lifecycle.Changes | None) -> None:
+    rec = Recording(session, execution)
+    rec.change(changes)
+    rec.write(session.connection())
+
+
+def _with_current_step(
+    session: Session,
+    execution: Execution,
+    changes: lifecycle.Changes,
+    now: datetime,
+    previous: str,
+) -> ControlResult:
+    """Write the change with the tickets that run the execution's current step again."""
+    rec = Recording(session, execution)
+    rec.change(changes)
+    tickets = _ticket_current_step(rec, now)
+    rec.write(session.connection())
+    return ControlResult(execution, True, previous, tickets)
+
+
+def _ticket_current_step(rec: Recording, now: datetime) -> list[DispatchOutbox]:
+    execution = rec.current
     step_id = execution.current_step_id
     assert step_id is not None
     definition = Definition.from_dict(execution.definition)
-    latest = session.scalars(
-        select(StepRun)
-        .where(
-            StepRun.execution_id == execution.id,
-            StepRun.step_id == step_id,
-            StepRun.branch_key == "",
-            StepRun.attempt_group == execution.attempt_group,
-        )
-        .order_by(StepRun.attempt.desc())
-        .limit(1)
-    ).first()
-    attempt, due_at = 1, None
     step = definition.step(step_id)
+    latest = latest_run(rec.session, execution, step)
+    attempt, due_at = 1, None
     if latest is not None and latest.status == "running" and step.type in {"parallel", "foreach"}:
         # A fan-out in progress: its branches' deliveries were spent while paused.
-        return reticket_unfinished(session, execution, definition, step, latest, now=now)
+        return reticket_unfinished(rec, definition, step, latest, now=now)
     if latest is not None:
         if latest.status == "running":
             return []  # still in flight: it dispatches its successor itself
@@ -117,7 +127,7 @@ def _ticket_current_step(
         else:
             attempt = latest.attempt + 1
     due_at = due_at if due_at is not None and due_at > now else None
-    return [ticket_step(session, execution, definition, step, now, attempt=attempt, due_at=due_at)]
+    return [ticket_step(rec, definition, step, now, attempt=attempt, due_at=due_at)]
 
 
 def _is_waiting(session: Session, execution: Execution) -> bool:

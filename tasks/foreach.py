@@ -25,21 +25,23 @@ from engine.errors import StepError
 from engine.executor import run_step
 from engine.fanout import foreach_body, item_outcome, join_foreach, plan_foreach
 from engine.machine import RetryAt, idempotency_key, retry_due
-from engine.outcome import BranchOutcome, StepOutcome
+from engine.outcome import BranchOutcome, JoinDecision, StepOutcome
 from engine.port import StepPorts
 from engine.state import StepRunStatus
 from engine.templating import TemplateRenderer
-from models.execution import DispatchOutbox, Execution, StepRun
+from models.execution import DispatchOutbox, StepRun
 from tasks.applied import Applied
+from tasks.recording import Recording
 from tasks.stepping import StepAttempt, retry_rng
 from tasks.transition import (
     apply_join,
     apply_records,
     branch_output,
+    latest_run,
+    run_state,
     schedule_retry,
     step_metric,
     ticket_step,
-    write_changes,
 )
 
 
@@ -67,39 +69,41 @@ def is_item(step: Step, branch_key: str) -> bool:
 
 # --- starting -------------------------------------------------------------------------------
 def start_foreach(
-    session: Session, attempt: StepAttempt, renderer: TemplateRenderer, now: datetime
+    rec: Recording, attempt: StepAttempt, renderer: TemplateRenderer, now: datetime
 ) -> Applied:
     """Plan the items (StepError if the list does not render) and dispatch the first ones."""
     step = attempt.step
     assert step.foreach is not None
     overlays = plan_foreach(step, attempt.context, renderer)
-    run = attempt.mark_running(session, now)
+    attempt.mark_running(rec, now)
+    assert attempt.run is not None
     first = min(max(step.foreach.concurrency, 1), len(overlays))
-    run.input = {"items": overlays}
-    run.output = {"dispatched": first}
-    execution = attempt.execution
+    rec.set(
+        StepRun, attempt.run.id, {"input": {"items": overlays}, "output": {"dispatched": first}}
+    )
     context = deep_merge(attempt.context, attempt.extra_updates)
-    write_changes(session, execution, {**lifecycle.touch(execution, now), "context": context})
+    rec.change({**lifecycle.touch(rec.current, now), "context": context})
     applied = Applied("fanned_out")
     if not overlays:
-        return _join(session, attempt, run, [], now=now, applied=applied)
+        join = join_foreach(step, [])
+        return _join_started(rec, attempt, join, now, applied)
     for index in range(first):
-        applied.tickets.append(_ticket_item(session, attempt, index, now))
+        applied.tickets.append(_ticket_item(rec, attempt, index, now))
     return applied
 
 
-def _ticket_item(
-    session: Session, attempt: StepAttempt, index: int, now: datetime
-) -> DispatchOutbox:
+def _join_started(
+    rec: Recording, attempt: StepAttempt, join: JoinDecision, now: datetime, applied: Applied
+) -> Applied:
+    """An empty list joins at once: the step's own run, just recorded, closes."""
+    assert attempt.run is not None
+    parent = (attempt.run, attempt.attempt)
+    return apply_join(rec, attempt, attempt.step, parent, join, now=now, applied=applied)
+
+
+def _ticket_item(rec: Recording, attempt: StepAttempt, index: int, now: datetime) -> DispatchOutbox:
     step = attempt.step
-    return ticket_step(
-        session,
-        attempt.execution,
-        attempt.definition,
-        step,
-        now,
-        branch_key=item_key(step.id, index),
-    )
+    return ticket_step(rec, attempt.definition, step, now, branch_key=item_key(step.id, index))
 
 
 # --- running one item -----------------------------------------------------------------------
@@ -112,7 +116,7 @@ def run_item(
 ) -> ItemResult:
     """Run the item's body in order; stops at the first failure or false condition."""
     index = item_index(attempt.branch_key)
-    parent = _parent_run(session, attempt.execution, attempt.step)
+    parent = latest_run(session, attempt.execution, attempt.step)
     overlays = (parent.input or {}).get("items") if parent is not None else None
     if not overlays or index >= len(overlays):
         error = StepError(
@@ -138,9 +142,7 @@ def run_item(
     return ItemResult(index, item_outcome(ran))
 
 
-def apply_item(
-    session: Session, attempt: StepAttempt, result: ItemResult, now: datetime
-) -> Applied:
+def apply_item(rec: Recording, attempt: StepAttempt, result: ItemResult, now: datetime) -> Applied:
     """Record the item; retry it, dispatch the next item, or join."""
     failed = result.error is not None or not result.outcome.passed
     status = StepRunStatus.FAILED if failed else StepRunStatus.COMPLETED
@@ -148,7 +150,7 @@ def apply_item(
     if result.error is not None:
         output["error"] = result.error.to_dict()
     attempt.finish_run(
-        session,
+        rec,
         status,
         now,
         input={"index": result.index},
@@ -164,61 +166,42 @@ def apply_item(
         due = retry_due(result.failed_step, result.error, attempt.attempt, now, retry_rng)
         if due is not None:
             retry = RetryAt(step_id=attempt.step.id, due=due, attempt=attempt.attempt + 1)
-            return schedule_retry(session, attempt, retry, now, applied)
-    return _after_item(session, attempt, now, applied)
+            return schedule_retry(rec, attempt, retry, now, applied)
+    ended = _outcome_of(status, output)
+    return _after_item(rec, attempt, result.index, ended, now, applied)
 
 
-def _after_item(session: Session, attempt: StepAttempt, now: datetime, applied: Applied) -> Applied:
-    execution, step = attempt.execution, attempt.step
-    parent = _parent_run(session, execution, step)
-    if parent is None or parent.status != StepRunStatus.RUNNING:
-        return applied  # joined already
-    overlays = (parent.input or {}).get("items") or []
-    dispatched = int((parent.output or {}).get("dispatched", 0))
-    write_changes(session, execution, lifecycle.touch(execution, now))
-    if dispatched < len(overlays) and execution.status != "paused":
-        applied.tickets.append(_ticket_item(session, attempt, dispatched, now))
-        parent.output = {"dispatched": dispatched + 1}
-        return applied
-    session.flush()
-    outcomes = _item_outcomes(session, execution, step, len(overlays))
-    if outcomes is None:
-        return applied
-    return _join(session, attempt, parent, outcomes, now=now, applied=applied)
-
-
-def _join(
-    session: Session,
+def _after_item(  # noqa: PLR0917 - the item and how it ended, as apply_item has them
+    rec: Recording,
     attempt: StepAttempt,
-    parent: StepRun,
-    outcomes: list[BranchOutcome],
-    *,
+    index: int,
+    ended: BranchOutcome,
     now: datetime,
     applied: Applied,
 ) -> Applied:
     step = attempt.step
+    parent = latest_run(rec.session, rec.current, step)
+    if parent is None or parent.status != StepRunStatus.RUNNING:
+        return applied  # joined already
+    overlays = (parent.input or {}).get("items") or []
+    dispatched = int((parent.output or {}).get("dispatched", 0))
+    rec.change(lifecycle.touch(rec.current, now))
+    if dispatched < len(overlays) and rec.current.status != "paused":
+        applied.tickets.append(_ticket_item(rec, attempt, dispatched, now))
+        rec.set(StepRun, parent.id, {"output": {"dispatched": dispatched + 1}})
+        return applied
+    outcomes = _item_outcomes(rec, step, len(overlays), {index: ended})
+    if outcomes is None:
+        return applied
     join = join_foreach(step, outcomes)
-    return apply_join(session, attempt, step, parent, join, now=now, applied=applied)
-
-
-def _parent_run(session: Session, execution: Execution, step: Step) -> StepRun | None:
-    return session.scalars(
-        select(StepRun)
-        .where(
-            StepRun.execution_id == execution.id,
-            StepRun.step_id == step.id,
-            StepRun.branch_key == "",
-            StepRun.attempt_group == execution.attempt_group,
-        )
-        .order_by(StepRun.attempt.desc())
-        .limit(1)
-    ).first()
+    return apply_join(rec, attempt, step, run_state(parent), join, now=now, applied=applied)
 
 
 def _item_outcomes(
-    session: Session, execution: Execution, step: Step, count: int
+    rec: Recording, step: Step, count: int, ended_now: dict[int, BranchOutcome]
 ) -> list[BranchOutcome] | None:
-    rows = session.scalars(
+    execution = rec.current
+    rows = rec.session.scalars(
         select(StepRun).where(
             StepRun.execution_id == execution.id,
             StepRun.step_id == step.id,
@@ -233,25 +216,29 @@ def _item_outcomes(
             latest[index] = row
     outcomes = []
     for index in range(count):
+        if index in ended_now:
+            outcomes.append(ended_now[index])
+            continue
         ended = latest.get(index)
         if ended is None or ended.status not in (StepRunStatus.COMPLETED, StepRunStatus.FAILED):
             return None
-        stored = ended.output or {}
-        outcomes.append(
-            BranchOutcome(
-                bool(stored.get("passed")) and ended.status == StepRunStatus.COMPLETED,
-                stored.get("output"),
-                stored.get("error"),
-                stored.get("context_updates") or {},
-            )
-        )
+        outcomes.append(_outcome_of(StepRunStatus(ended.status), ended.output or {}))
     return outcomes
+
+
+def _outcome_of(status: StepRunStatus, stored: dict[str, Any]) -> BranchOutcome:
+    """An item's outcome as its step-run row records it."""
+    return BranchOutcome(
+        bool(stored.get("passed")) and status == StepRunStatus.COMPLETED,
+        stored.get("output"),
+        stored.get("error"),
+        stored.get("context_updates") or {},
+    )
 
 
 # --- resuming -------------------------------------------------------------------------------
 def reticket_unfinished(
-    session: Session,
-    execution: Execution,
+    rec: Recording,
     definition: Definition,
     step: Step,
     parent: StepRun,
@@ -260,12 +247,13 @@ def reticket_unfinished(
 ) -> list[DispatchOutbox]:
     """Tickets for the branches or items of a running fan-out that have not ended
     (after a pause, whose deliveries were spent, or when the sweeper finds it stuck)."""
+    execution = rec.current
     if step.type == "parallel":
         keys = {f"{step.id}/{branch.id}": branch for branch in step.body}
     else:
         dispatched = int((parent.output or {}).get("dispatched", 0))
         keys = {item_key(step.id, index): step for index in range(dispatched)}
-    rows = session.scalars(
+    rows = rec.session.scalars(
         select(StepRun).where(
             StepRun.execution_id == execution.id,
             StepRun.branch_key.in_(list(keys)),
@@ -283,14 +271,6 @@ def reticket_unfinished(
             continue
         attempt = last.attempt if last is not None else 1
         tickets.append(
-            ticket_step(
-                session,
-                execution,
-                definition,
-                target,
-                now,
-                branch_key=branch_key,
-                attempt=attempt,
-            )
+            ticket_step(rec, definition, target, now, branch_key=branch_key, attempt=attempt)
         )
     return tickets

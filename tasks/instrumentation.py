@@ -41,7 +41,7 @@ def classify(statement: str) -> tuple[str, str]:
         statement = prepared_sql(words[1].split("(", 1)[0])
         words = statement.split(None, 1)
         verb = words[0].upper() if words else ""
-    if verb == "WITH":  # data-modifying CTEs (tasks.fastpath): named by the first write
+    if verb == "WITH":  # data-modifying CTEs (models.writer): named by the first write
         write = _FIRST_WRITE.search(statement)
         verb = write.group(1).upper() if write else "SELECT"
         statement = statement[write.start() :] if write else statement

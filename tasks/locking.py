@@ -70,10 +70,13 @@ COLUMNS = tuple(f.name for f in fields(LockedExecution) if f.name not in _DERIVE
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptState:
-    """The attempt's step-run row, when one exists (a retry, a re-run, a duplicate)."""
+class RunState:
+    """A step-run row as the step path reads it: the attempt's, when one exists (a
+    retry, a re-run, a duplicate), or one just recorded."""
 
+    id: uuid.UUID
     status: str
+    started_at: datetime | None
     due_at: datetime | None
 
 
@@ -88,12 +91,13 @@ def _step_read() -> Select[Any]:
         *(runs.c[key] == bindparam(key) for key in _ATTEMPT_KEY),
     )
     return (
-        select(*columns, literal_column("executions.xmin::text"), runs.c.status, runs.c.due_at)
+        select(*columns, literal_column("executions.xmin::text"), *(runs.c[n] for n in _RUN))
         .select_from(executions.outerjoin(runs, attempt))
         .where(executions.c.id == bindparam("execution_id"))
     )
 
 
+_RUN = tuple(f.name for f in fields(RunState))  # the step-run columns read with the row
 _ATTEMPT_KEY = ("step_id", "branch_key", "attempt_group", "attempt")
 _DIALECT = postgresql.psycopg2.dialect()
 _LOCK = PreparedStatement(
@@ -112,7 +116,7 @@ def lock_execution(
     attempt_group: int,
     attempt: int,
     lock: bool = True,
-) -> tuple[LockedExecution, AttemptState | None] | None:
+) -> tuple[LockedExecution, RunState | None] | None:
     """Lock the execution row (None if it is gone) and read the attempt's row with it;
     `lock=False` reads the same without locking."""
     row: Any = execute_prepared(
@@ -130,11 +134,11 @@ def lock_execution(
         return None
     values = dict(zip(COLUMNS, row, strict=False))
     definition, digest = pinned_with_digest(values["definition"])
-    xmin, run_status, run_due_at = row[len(COLUMNS) :]
+    xmin, *run = row[len(COLUMNS) :]
     execution = LockedExecution(
         **{**values, "definition": definition}, row_xmin=xmin, definition_digest=digest
     )
-    return execution, None if run_status is None else AttemptState(run_status, run_due_at)
+    return execution, None if run[0] is None else RunState(*run)
 
 
 def pinned_definition(text: str) -> Definition:

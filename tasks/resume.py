@@ -17,7 +17,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import lifecycle
 from engine.condition import evaluate
 from engine.context import approval_context, deep_merge, merge_event
 from engine.definition import Definition
@@ -26,8 +25,7 @@ from engine.state import ApprovalStatus, ExecutionStatus
 from models.execution import Approval, Event, Execution, Wait
 from models.prepared import PreparedStatement, execute_prepared
 from tasks.applied import Applied
-from tasks.stepping import StepAttempt
-from tasks.transition import apply_decision, current_result, write_changes
+from tasks.transition import current_result, wake
 
 # Run for every event (most wake nothing): prepared once per connection. One event
 # wakes at most 1000 waits in its transaction.
@@ -93,10 +91,8 @@ def _resume(session: Session, wait: Wait, event: Event, now: datetime) -> Applie
     wait.resolved_event_id = event.id
     wait.resolved_at = now
     context = merge_event(execution.context, event.event_type, event.payload, step_id=step.id)
-    write_changes(session, execution, lifecycle.wake(execution, now, definition.timeout))
-    attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(context))
     decision = decide_after_wait(definition, step, False, current_result(execution))
-    return apply_decision(session, attempt, decision, now, Applied("resumed"), context=context)
+    return wake(session, execution, definition, step, decision, now, Applied("resumed"), context)
 
 
 def resume_after_approval(
@@ -132,8 +128,6 @@ def resume_after_approval(
         step.id, status=status.value, approver=approver, reason=reason, decided_at=now
     )
     context = deep_merge(execution.context, update)
-    write_changes(session, execution, lifecycle.wake(execution, now, definition.timeout))
-    attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(context))
     decision = decide_after_approval(definition, step, status, current_result(execution))
     applied = Applied("approval_" + status.value)
-    return apply_decision(session, attempt, decision, now, applied, context=context)
+    return wake(session, execution, definition, step, decision, now, applied, context)

@@ -1,7 +1,8 @@
 """One step attempt: its context, its ports, and running it through the engine.
 
 Nothing here commits except the effects ledger (through the ports, in the
-effects path only); recording the result is tasks.transition's job.
+effects path only); recording the result is tasks.transition's job, into a
+tasks.recording.Recording (the attempt's step run among it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -33,9 +34,10 @@ from models.workflow import Rule
 from tasks import runtime
 from tasks.enrichment import load_resources
 from tasks.ledger import EffectsLedger, LedgerScope
-from tasks.locking import LockedExecution
+from tasks.locking import LockedExecution, RunState
 from tasks.notifier import Notifier
 from tasks.ports import WorkerPorts
+from tasks.recording import Recording, new_id
 from tasks.records import RecordBuffer
 
 log = structlog.get_logger(__name__)
@@ -44,6 +46,7 @@ log = structlog.get_logger(__name__)
 Body = Callable[[WorkerPorts, Any], Any]
 
 ENRICHMENT_KEY = "_enrichment"
+RUNNING = StepRunStatus.RUNNING.value
 _APPROVAL_NAMESPACE = uuid.UUID("0b7e3c55-2a3f-4d61-8d1e-3c8a7f1e2b90")
 
 
@@ -53,8 +56,8 @@ def approval_id_for(execution_id: uuid.UUID, step_id: str, attempt_group: int) -
     return uuid.uuid5(_APPROVAL_NAMESPACE, f"{execution_id}:{step_id}:{attempt_group}")
 
 
-# What a step runs on: the ORM row (general path), or the plain row the step task
-# locked (tasks.locking, fast path), which holds the columns running a step reads.
+# What a step runs on: the plain row the step task read (tasks.locking), or the ORM
+# row a wake-up holds (tasks.transition.wake: the step is not run, only decided on).
 E = TypeVar("E", Execution, LockedExecution)
 
 
@@ -69,7 +72,7 @@ class StepAttempt(Generic[E]):
     step: Step
     branch_key: str
     attempt: int
-    run: StepRun | None
+    run: RunState | None
     started_at: datetime
     context: dict[str, Any]
     approval_id: uuid.UUID | None = None
@@ -77,6 +80,7 @@ class StepAttempt(Generic[E]):
     log_lines: list[str] = field(default_factory=list)
     extra_updates: dict[str, Any] = field(default_factory=dict)
     effects_replayed: int = 0
+    duration_ms: int = 0  # once the run is finished
 
     @classmethod
     def begin(
@@ -87,7 +91,7 @@ class StepAttempt(Generic[E]):
         *,
         branch_key: str,
         attempt: int,
-        run: StepRun | None,
+        run: RunState | None,
         now: datetime,
         settings: Settings,
     ) -> StepAttempt[E]:
@@ -98,13 +102,6 @@ class StepAttempt(Generic[E]):
             context["approval_url"] = f"{settings.public_url.rstrip('/')}/approvals/{approval_id}"
         return cls(execution, definition, step, branch_key, attempt, run, now, context, approval_id)
 
-    def on_row(
-        self: StepAttempt[Any], execution: Execution, run: StepRun | None
-    ) -> StepAttempt[Any]:
-        """The same attempt over the ORM rows of its execution and step run, read in the
-        same transaction under the same lock (so equal to what the attempt ran on)."""
-        return replace(self, execution=execution, run=run)
-
     @property
     def idempotency_key(self) -> str:
         step_part = self.step.id if not self.branch_key else f"{self.branch_key}/{self.step.id}"
@@ -114,43 +111,53 @@ class StepAttempt(Generic[E]):
     def workflow_slug(self) -> str:
         return self.execution.workflow_id
 
-    def mark_running(self, session: Session, now: datetime) -> StepRun:
-        """The attempt's step-run row, as running (inserted, or a pending retry, or taken over)."""
+    def mark_running(self, rec: Recording, now: datetime) -> None:
+        """Record the attempt's step-run row as running (added, or a pending retry, or a
+        dead process's attempt taken over)."""
         run = self.run
         if run is None:
-            run = StepRun(
-                organization_id=self.execution.organization_id,
-                execution_id=self.execution.id,
-                step_id=self.step.id,
-                step_type=self.step.type,
-                branch_key=self.branch_key,
-                attempt_group=self.execution.attempt_group,
-                attempt=self.attempt,
-                status=str(StepRunStatus.RUNNING),
-                started_at=now,
-            )
-            session.add(run)
-            self.run = run
+            run_id = new_id()
+            rec.add(StepRun, {**self._run_key(run_id), "status": RUNNING, "started_at": now})
+            run = RunState(run_id, RUNNING, now, None)
         elif run.status == StepRunStatus.PENDING:
-            run.status = str(StepRunStatus.RUNNING)
-            run.started_at = now
+            rec.set(StepRun, run.id, {"status": RUNNING, "started_at": now})
+            run = RunState(run.id, RUNNING, now, run.due_at)
         else:
             log.warning(
                 "step_attempt_taken_over", execution_id=str(self.execution.id), step_id=self.step.id
             )
+        self.run = run
         self.started_at = run.started_at or now
-        return run
 
     def finish_run(
-        self, session: Session, status: StepRunStatus, now: datetime, **values: Any
-    ) -> StepRun:
-        run = self.mark_running(session, self.started_at) if self.run is None else self.run
-        run.status = str(status)
-        run.completed_at = now
-        run.duration_ms = int(max((now - (run.started_at or now)).total_seconds(), 0) * 1000)
-        for name, value in values.items():
-            setattr(run, name, value)
-        return run
+        self, rec: Recording, status: StepRunStatus, now: datetime, **values: Any
+    ) -> None:
+        """Record the attempt's step-run row as ended, with `values` (its input, output...)."""
+        run = self.run
+        started = run.started_at if run is not None and run.started_at else self.started_at
+        self.duration_ms = int(max((now - started).total_seconds(), 0) * 1000)
+        ended = {
+            "status": status.value,
+            "completed_at": now,
+            "duration_ms": self.duration_ms,
+            **values,
+        }
+        if run is None:
+            run_id = new_id()
+            rec.add(StepRun, {**self._run_key(run_id), "started_at": started, **ended})
+            self.run = RunState(run_id, status.value, started, None)
+        else:
+            rec.set(StepRun, run.id, ended)
+
+    def _run_key(self, run_id: uuid.UUID) -> dict[str, Any]:
+        return {
+            "id": run_id,
+            "step_id": self.step.id,
+            "step_type": self.step.type,
+            "branch_key": self.branch_key,
+            "attempt_group": self.execution.attempt_group,
+            "attempt": self.attempt,
+        }
 
     def step_limit_seconds(self) -> float | None:
         return None if self.step.timeout is None else self.step.timeout.total_seconds()

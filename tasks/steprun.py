@@ -23,53 +23,57 @@ decided once from the definition when the ticket is written):
   takes the attempt over, while a duplicate of a live attempt finds the lock
   taken and leaves the ticket to its owner.
 
-Both end in the same writing of the transition: engine.lifecycle decides the
-execution's next state; a plain step's transition is one statement of
-models.writer, any other goes through tasks.transition in the same transaction.
+Both end in the same recording of the transition: tasks.transition collects
+what the engine decided (engine.lifecycle for the execution's columns, the step
+run, the tickets, an approval or a wait) in a tasks.recording.Recording, which
+writes it as one statement of models.writer.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import lifecycle
-from engine.definition import Definition, RunMode, Step
+from engine.definition import RunMode
 from engine.errors import StepError
 from engine.outcome import BranchOutcome, StepOutcome
 from engine.state import ExecutionStatus, StepRunStatus
 from models.db import UnitOfWork
-from models.execution import DispatchOutbox, Execution, StepRun
+from models.execution import DispatchOutbox
+from models.writer import StaleRow
 from monitoring import metrics
 from tasks import runtime
 from tasks.applied import Applied, record_metrics
 from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate
-from tasks.fastpath import StaleRead, try_fast_write
 from tasks.foreach import ItemResult, apply_item, is_item, item_index, run_item, start_foreach
-from tasks.locking import AttemptState, LockedExecution, from_snapshot, lock_execution
-from tasks.stepping import StepAttempt, prepare_context, run_attempt
-from tasks.transition import (
-    apply_failure,
-    apply_outcome,
-    fail_execution,
-    fan_out,
-    parent_step_id,
-    write_changes,
+from tasks.locking import (
+    COLUMNS,
+    LockedExecution,
+    RunState,
+    from_snapshot,
+    lock_execution,
+    snapshot,
 )
+from tasks.recording import Recording
+from tasks.stepping import StepAttempt, prepare_context, run_attempt
+from tasks.transition import apply_failure, apply_outcome, fail_execution, fan_out, parent_step_id
 
 log = structlog.get_logger(__name__)
 
 RUNNABLE = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING})
 FINISHED_RUNS = frozenset({StepRunStatus.COMPLETED, StepRunStatus.FAILED, StepRunStatus.SKIPPED})
 NEEDS_EFFECTS = "needs_effects"
+# What a snapshot takes from the written columns (the context goes as the JSON sent).
+_ROW_COLUMNS = frozenset(COLUMNS) - {"context"}
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ def run_step_message(rt: runtime.Runtime, message: StepMessage) -> str:
         metrics.record_dispatch_latency(time.time() - float(message.sent_at))
     if message.mode is RunMode.EFFECTS:
         return _run_with_effects(rt, message)
-    outcome = _run_optimistic(rt, message) if message.mode is RunMode.PLAIN else None
+    outcome = _run_unlocked(rt, message) if message.mode is RunMode.PLAIN else None
     if outcome is None:
         outcome = _run_atomic(rt, message)
     if outcome == NEEDS_EFFECTS:  # a dead process's effects attempt, or an old ticket
@@ -140,14 +144,12 @@ def run_step_message(rt: runtime.Runtime, message: StepMessage) -> str:
     return outcome
 
 
-# --- checks shared by both paths --------------------------------------------------------
-def _lock_execution(session: Session, execution_id: uuid.UUID) -> Execution | None:
-    return session.scalars(
-        select(Execution).where(Execution.id == execution_id).with_for_update()
-    ).first()
-
-
-def _why_not_runnable(execution: Execution | LockedExecution, message: StepMessage) -> str | None:
+# --- checks shared by both ways -----------------------------------------------------------
+def _why_not_runnable(
+    execution: LockedExecution, run: RunState | None, message: StepMessage
+) -> str | None:
+    if run is not None and run.status in FINISHED_RUNS:
+        return "duplicate"
     if execution.status not in RUNNABLE:
         return f"execution_{execution.status}"
     if execution.attempt_group != message.attempt_group:
@@ -158,54 +160,7 @@ def _why_not_runnable(execution: Execution | LockedExecution, message: StepMessa
     return None
 
 
-def _attempt_row(session: Session, message: StepMessage) -> StepRun | None:
-    return session.scalars(select(StepRun).where(_is_attempt(message))).first()
-
-
-def _is_attempt(message: StepMessage) -> Any:
-    return and_(
-        StepRun.execution_id == message.execution_id,
-        StepRun.step_id == message.step_id,
-        StepRun.branch_key == message.branch_key,
-        StepRun.attempt_group == message.attempt_group,
-        StepRun.attempt == message.attempt,
-    )
-
-
-# Built once (SQLAlchemy caches its compiled SQL); each message only binds its values.
-_LOCK_WITH_ATTEMPT = (
-    select(Execution, StepRun)
-    .outerjoin(
-        StepRun,
-        and_(
-            StepRun.execution_id == Execution.id,
-            StepRun.step_id == bindparam("step_id"),
-            StepRun.branch_key == bindparam("branch_key"),
-            StepRun.attempt_group == bindparam("attempt_group"),
-            StepRun.attempt == bindparam("attempt"),
-        ),
-    )
-    .where(Execution.id == bindparam("execution_id"))
-    .with_for_update(of=Execution)
-)
-
-
-def _lock_with_attempt(
-    session: Session, message: StepMessage
-) -> tuple[Execution | None, StepRun | None]:
-    """The execution, locked, and this attempt's step-run row if any: one round trip."""
-    row = session.execute(_LOCK_WITH_ATTEMPT, message.attempt_key).first()
-    return (None, None) if row is None else (row[0], row[1])
-
-
-def _consume_ticket(session: Session, outbox_id: int) -> bool:
-    deleted = session.execute(
-        delete(DispatchOutbox).where(DispatchOutbox.id == outbox_id).returning(DispatchOutbox.id)
-    ).first()
-    return deleted is not None
-
-
-def _is_early(run: StepRun | AttemptState | None, now: datetime) -> bool:
+def _is_early(run: RunState | None, now: datetime) -> bool:
     """A retry attempt delivered before its backoff elapsed (an early duplicate)."""
     return (
         run is not None
@@ -215,45 +170,115 @@ def _is_early(run: StepRun | AttemptState | None, now: datetime) -> bool:
     )
 
 
-def _start_running(
-    session: Session, execution: Execution, definition: Definition, now: datetime
-) -> None:
-    write_changes(session, execution, lifecycle.start_step(execution, now, definition.timeout))
+def _spend_ticket(connection: Connection, session: Session, read: Read, outbox_id: int) -> None:
+    """Delete a ticket that has nothing left to do (its attempt is recorded, or the
+    execution moved on): resume and retry issue new ones."""
+    Recording(session, read[0], outbox_id=outbox_id).write(connection)
 
 
-# --- optimistic path ----------------------------------------------------------------------
-def _run_optimistic(rt: runtime.Runtime, message: StepMessage) -> str | None:
-    """Run the attempt on an unlocked read and write it if the row is unchanged; None
-    when the atomic path must run it (under the lock, from the start)."""
+Read = tuple[LockedExecution, RunState | None]
+
+
+# --- atomic -------------------------------------------------------------------------------
+def _run_unlocked(rt: runtime.Runtime, message: StepMessage) -> str | None:
+    """A PLAIN step first runs on an unlocked read and is written only if the row is
+    unchanged since (compare-and-set on version and xmin); None when it must run
+    under the lock instead (changed meanwhile, a retry, a duplicate: harmless, as
+    it has no effects)."""
     if message.attempt > 1:
-        return None  # a retry: its pending step-run row needs the general path
+        return None
     with rt.autocommit_engine.connect() as connection:
         read = _carried(message) or lock_execution(connection, **message.attempt_key, lock=False)
-        if read is None or read[1] is not None:  # gone, or a retry, re-run or duplicate
+        if read is None or read[1] is not None:
             return None
-        execution, now = read[0], datetime.now(UTC)
-        if _why_not_runnable(execution, message) is not None or execution.is_past_deadline(now):
+        now = datetime.now(UTC)
+        if _why_not_runnable(read[0], None, message) or read[0].is_past_deadline(now):
             return None
-        step = execution.definition.step(message.step_id)
-        # The session is for the step's ports (a set-only step uses none); the write
-        # goes on the connection itself, which begins no SQLAlchemy transaction.
+        # The session is for the step's reads; the write goes on the connection
+        # itself, which begins no SQLAlchemy transaction.
         session = rt.session_factory(bind=connection)
         try:
-            applied = _write_optimistically(rt, connection, session, execution, step, message)
+            rec = Recording(session, read[0], outbox_id=message.outbox_id, unlocked=True)
+            applied = _run_and_record(rt, rec, read, message, now)
+            rec.write(connection)
+        except (StaleRow, IntegrityError):
+            return None  # changed since the read: the locked run sorts it out
         finally:
             session.close()
-    if applied is None:
-        return None
+    _carry_snapshot(rec, applied)
     _publish(rt, applied.tickets)
     record_metrics(applied)
     return applied.label
 
 
-def _carried(message: StepMessage) -> tuple[LockedExecution, None] | None:
+def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
+    """Run the step inside the transaction that locks its row and records its result."""
+    with rt.unit_of_work() as uow:
+        session = uow.session
+        connection = session.connection()
+        read = lock_execution(connection, **message.attempt_key)
+        if read is None:
+            return "execution_gone"
+        execution, run = read
+        now = datetime.now(UTC)
+        reason = _why_not_runnable(execution, run, message)
+        if reason is not None:
+            _spend_ticket(connection, session, read, message.outbox_id)
+            uow.commit()
+            return reason
+        if _is_early(run, now):
+            return "early"  # the ticket stays for the relay
+        step = execution.definition.step(message.step_id)
+        mode = message.mode or execution.definition.run_mode(step, message.branch_key)
+        if mode is RunMode.EFFECTS or (run is not None and run.status == StepRunStatus.RUNNING):
+            return NEEDS_EFFECTS  # rolled back: the ticket stays for the effects path
+        rec = Recording(session, execution, outbox_id=message.outbox_id)
+        applied = _run_and_record(rt, rec, read, message, now)
+        rec.write(connection)
+        _publish_after_commit(rt, uow, applied)
+        uow.commit()
+    record_metrics(applied)
+    return applied.label
+
+
+def _run_and_record(
+    rt: runtime.Runtime, rec: Recording, read: Read, message: StepMessage, now: datetime
+) -> Applied:
+    """Run an atomic step on the row read and record its result (not yet written)."""
+    execution, run = read
+    definition = execution.definition
+    if execution.is_past_deadline(now):
+        return fail_execution(rec, now, definition)
+    attempt = _begin(rt, execution, run, message, now)
+    rec.change(lifecycle.start_step(execution, now, definition.timeout))
+    result = _work(rt, rec.session, attempt, deadline=None, allow_effects=False)
+    return _record(rt, rec, attempt, result, datetime.now(UTC))
+
+
+def _begin(
+    rt: runtime.Runtime,
+    execution: LockedExecution,
+    run: RunState | None,
+    message: StepMessage,
+    now: datetime,
+) -> StepAttempt:
+    return StepAttempt.begin(
+        execution,
+        execution.definition,
+        execution.definition.step(message.step_id),
+        branch_key=message.branch_key,
+        attempt=message.attempt,
+        run=run,
+        now=now,
+        settings=rt.settings,
+    )
+
+
+def _carried(message: StepMessage) -> Read | None:
     """The execution as the previous step's write left it, from the message: no read.
     (The write's compare-and-set rejects it if the row changed since; and a step-run
     row of this attempt, which the read would have found, makes the write's INSERT
-    conflict: either way the locked path takes over.)"""
+    conflict: either way the locked run takes over.)"""
     if message.snapshot is None:
         return None
     try:
@@ -264,146 +289,27 @@ def _carried(message: StepMessage) -> tuple[LockedExecution, None] | None:
     return None if execution is None else (execution, None)
 
 
-def _write_optimistically(  # noqa: PLR0917 - the read's parts, passed on as read
-    rt: runtime.Runtime,
-    connection: Connection,
-    session: Session,
-    execution: LockedExecution,
-    step: Step,
-    message: StepMessage,
-) -> Applied | None:
-    attempt = StepAttempt.begin(
+def _carry_snapshot(rec: Recording, applied: Applied) -> None:
+    """The row as this write left it rides in the next step's published message (not in
+    the stored ticket), so that step need not read it (tasks.locking.snapshot)."""
+    if rec.written is None or rec.context_json is None or len(applied.tickets) != 1:
+        return
+    ticket = applied.tickets[0]
+    if ticket.payload.get("mode") != RunMode.PLAIN.value:
+        return
+    execution = rec.execution
+    row = replace(
         execution,
-        execution.definition,
-        step,
-        branch_key="",
-        attempt=message.attempt,
-        run=None,
-        now=datetime.now(UTC),
-        settings=rt.settings,
+        **{name: value for name, value in rec.changes.items() if name in _ROW_COLUMNS},
+        row_xmin=rec.written.row_xmin,
     )
-    result = _work(rt, session, attempt, deadline=None, allow_effects=False)
-    if not isinstance(result, StepOutcome):
-        return None
-    try:
-        return try_fast_write(
-            connection,
-            attempt,
-            result,
-            message.outbox_id,
-            datetime.now(UTC),
-            optimistic=True,
-        )
-    except (StaleRead, IntegrityError):
-        return None  # changed since the read: the atomic path sorts it out under the lock
+    carried = snapshot(row, rec.context_json)
+    if carried is not None:
+        ticket.payload = {**ticket.payload, "snapshot": carried}
 
 
-# --- atomic path --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Locked:
-    """One atomic-path transaction: it holds the execution row lock since its first query."""
-
-    rt: runtime.Runtime
-    session: Session
-    connection: Connection
-    message: StepMessage
-    now: datetime
-
-
-def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
-    with rt.unit_of_work() as uow:
-        session = uow.session
-        connection = session.connection()
-        locked = lock_execution(connection, **message.attempt_key)
-        if locked is None:
-            return "execution_gone"
-        execution, run = locked
-        tx = _Locked(rt, session, connection, message, datetime.now(UTC))
-        reason = _why_not_runnable(execution, message)
-        if run is not None and run.status in FINISHED_RUNS:
-            reason = "duplicate"
-        if reason is not None:
-            # The ticket is spent (resume and retry issue new ones). Under the row
-            # lock, these checks also cover a ticket that is already gone: its
-            # attempt is recorded, or the execution moved on.
-            _consume_ticket(session, message.outbox_id)
-            uow.commit()
-            return reason
-        if _is_early(run, tx.now):
-            return "early"  # the ticket stays for the relay
-        step = execution.definition.step(message.step_id)
-        mode = message.mode or execution.definition.run_mode(step, message.branch_key)
-        taken_over = run is not None and run.status == StepRunStatus.RUNNING
-        if taken_over or mode is RunMode.EFFECTS:
-            return NEEDS_EFFECTS  # rolled back: the ticket stays for the effects path
-        if mode is RunMode.PLAIN and run is None and not execution.is_past_deadline(tx.now):
-            applied = _run_fast(tx, execution, step)
-        else:
-            applied = _run_general(tx, execution.definition, step)
-        _publish_after_commit(rt, uow, applied)
-        uow.commit()
-    record_metrics(applied)
-    return applied.label
-
-
-def _run_fast(tx: _Locked, execution: LockedExecution, step: Step) -> Applied:
-    attempt = StepAttempt.begin(
-        execution,
-        execution.definition,
-        step,
-        branch_key="",
-        attempt=tx.message.attempt,
-        run=None,
-        now=tx.now,
-        settings=tx.rt.settings,
-    )
-    result = _work(tx.rt, tx.session, attempt, deadline=None, allow_effects=False)
-    if isinstance(result, StepOutcome):
-        outbox_id = tx.message.outbox_id
-        fast = try_fast_write(tx.connection, attempt, result, outbox_id, datetime.now(UTC))
-        if fast is not None:
-            return fast
-    # A failure, a wait, an approval, record writes or log lines: the general path
-    # records the result through the ORM rows (same transaction, same lock).
-    execution_row, run = _orm_rows(tx)
-    return _record_general(tx, attempt.on_row(execution_row, run), result)
-
-
-def _run_general(tx: _Locked, definition: Definition, step: Step) -> Applied:
-    execution, run = _orm_rows(tx)
-    attempt = StepAttempt.begin(
-        execution,
-        definition,
-        step,
-        branch_key=tx.message.branch_key,
-        attempt=tx.message.attempt,
-        run=run,
-        now=tx.now,
-        settings=tx.rt.settings,
-    )
-    if lifecycle.is_past_deadline(execution, tx.now):
-        _consume_ticket(tx.session, tx.message.outbox_id)
-        return fail_execution(tx.session, execution, tx.now, definition)
-    result = _work(tx.rt, tx.session, attempt, deadline=None, allow_effects=False)
-    return _record_general(tx, attempt, result)
-
-
-def _orm_rows(tx: _Locked) -> tuple[Execution, StepRun | None]:
-    """The ORM rows of the execution this transaction locked, and of the attempt."""
-    execution, run = _lock_with_attempt(tx.session, tx.message)
-    if execution is None:  # cannot happen: the row lock is held since lock_execution
-        raise RuntimeError(f"execution {tx.message.execution_id} vanished under its lock")
-    return execution, run
-
-
-def _record_general(tx: _Locked, attempt: StepAttempt[Execution], result: Any) -> Applied:
-    """The general path: the ORM records whatever the step decided."""
-    _consume_ticket(tx.session, tx.message.outbox_id)
-    _start_running(tx.session, attempt.execution, attempt.definition, tx.now)
-    return _record(tx.rt, tx.session, attempt, result, datetime.now(UTC))
-
-
-_FAN_OUT = "fan_out"
+# What _work returns for a parallel or foreach step that starts (compared by identity).
+_FAN_OUT = object()
 
 
 def _work(
@@ -433,24 +339,24 @@ def _work(
 
 
 def _record(
-    rt: runtime.Runtime, session: Session, attempt: StepAttempt, result: Any, now: datetime
+    rt: runtime.Runtime, rec: Recording, attempt: StepAttempt, result: Any, now: datetime
 ) -> Applied:
     step = attempt.step
-    if result == _FAN_OUT and step.type == "parallel":
-        return fan_out(session, attempt, now)
-    if result == _FAN_OUT:
+    if result is _FAN_OUT and step.type == "parallel":
+        return fan_out(rec, attempt, now)
+    if result is _FAN_OUT:
         try:
-            return start_foreach(session, attempt, rt.renderer, now)
+            return start_foreach(rec, attempt, rt.renderer, now)
         except StepError as error:
-            return apply_failure(session, attempt, error, now)
+            return apply_failure(rec, attempt, error, now)
     if is_item(step, attempt.branch_key):
         if isinstance(result, StepError):
             index = item_index(attempt.branch_key)
             result = ItemResult(index, BranchOutcome.from_error(result), step, result)
-        return apply_item(session, attempt, result, now)
+        return apply_item(rec, attempt, result, now)
     if isinstance(result, StepError):
-        return apply_failure(session, attempt, result, now)
-    return apply_outcome(session, attempt, result, now)
+        return apply_failure(rec, attempt, result, now)
+    return apply_outcome(rec, attempt, result, now)
 
 
 def _publish_after_commit(rt: runtime.Runtime, uow: UnitOfWork, applied: Applied) -> None:
@@ -463,7 +369,7 @@ def _publish(rt: runtime.Runtime, rows: list[DispatchOutbox]) -> None:
     rt.publisher.publish(Ticket.from_row(row) for row in rows if is_immediate(row))
 
 
-# --- effects path -------------------------------------------------------------------------
+# --- effects ------------------------------------------------------------------------------
 def _run_with_effects(rt: runtime.Runtime, message: StepMessage) -> str:
     with rt.db_engine.connect() as connection:
         session = rt.session_factory(bind=connection)
@@ -487,53 +393,51 @@ def _run_with_effects(rt: runtime.Runtime, message: StepMessage) -> str:
                 connection.commit()
 
 
+def _has_ticket(session: Session, outbox_id: int) -> bool:
+    """Whether the ticket is still there (locked: nobody else spends it meanwhile)."""
+    found = session.scalar(
+        select(DispatchOutbox.id).where(DispatchOutbox.id == outbox_id).with_for_update()
+    )
+    return found is not None
+
+
 def _claim(rt: runtime.Runtime, session: Session, message: StepMessage) -> StepAttempt | str:
     """Commit the attempt as running (taking over a dead process's attempt if need be)."""
-    execution = _lock_execution(session, message.execution_id)
-    if execution is None:
+    connection = session.connection()
+    read = lock_execution(connection, **message.attempt_key)
+    if read is None:
         session.rollback()
         return "execution_gone"
-    ticket = session.get(DispatchOutbox, message.outbox_id, with_for_update=True)
-    if ticket is None:
+    if not _has_ticket(session, message.outbox_id):
         session.rollback()
         return "duplicate"
+    execution, run = read
     now = datetime.now(UTC)
-    reason = _why_not_runnable(execution, message)
-    run = _attempt_row(session, message) if reason is None else None
-    if run is not None and run.status in FINISHED_RUNS:
-        reason = "duplicate"
+    reason = _why_not_runnable(execution, run, message)
     if reason is not None:
-        session.delete(ticket)
+        _spend_ticket(connection, session, read, message.outbox_id)
         session.commit()
         return reason
     if _is_early(run, now):
         session.rollback()
         return "early"
-    definition = Definition.from_dict(execution.definition)
-    if lifecycle.is_past_deadline(execution, now):
-        applied = fail_execution(session, execution, now, definition)
-        session.delete(ticket)
+    definition = execution.definition
+    if execution.is_past_deadline(now):
+        rec = Recording(session, execution, outbox_id=message.outbox_id)
+        applied = fail_execution(rec, now, definition)
+        rec.write(connection)
         session.commit()
         record_metrics(applied)
         return applied.label
-    step = definition.step(message.step_id)
-    _start_running(session, execution, definition, now)
-    attempt = StepAttempt.begin(
-        execution,
-        definition,
-        step,
-        branch_key=message.branch_key,
-        attempt=message.attempt,
-        run=run,
-        now=now,
-        settings=rt.settings,
-    )
-    if run is not None and run.status == StepRunStatus.RUNNING:
-        log.warning("step_attempt_taken_over", execution_id=str(execution.id), step_id=step.id)
-    attempt.mark_running(session, now)
+    attempt = _begin(rt, execution, run, message, now)
+    rec = Recording(session, execution)
+    rec.change(lifecycle.start_step(execution, now, definition.timeout))
+    attempt.mark_running(rec, now)
     # While this attempt runs the relay leaves its ticket alone; past the step
     # limit (its process vanished with its host) the relay publishes it again.
-    ticket.available_at = now + timedelta(seconds=message.limit_seconds + HARD_LIMIT_GRACE_SECONDS)
+    rearmed = now + timedelta(seconds=message.limit_seconds + HARD_LIMIT_GRACE_SECONDS)
+    rec.set(DispatchOutbox, message.outbox_id, {"available_at": rearmed})
+    rec.write(connection)
     session.commit()
     return attempt
 
@@ -544,36 +448,41 @@ def _perform_and_finish(
     deadline = time.monotonic() + message.limit_seconds
     outcome = _work(rt, session, attempt, deadline=deadline, allow_effects=True)
     session.rollback()  # end any read-only transaction the effects opened
-    execution = _lock_execution(session, message.execution_id)
-    if execution is None or not _consume_ticket(session, message.outbox_id):
+    connection = session.connection()
+    read = lock_execution(connection, **message.attempt_key)
+    if read is None or not _has_ticket(session, message.outbox_id):
         session.rollback()
         return "superseded"
     now = datetime.now(UTC)
+    execution, attempt.run = read
     attempt.execution = execution
+    rec = Recording(session, execution, outbox_id=message.outbox_id)
     if execution.status not in RUNNABLE and execution.status != ExecutionStatus.PAUSED:
         # Cancelled or failed (timeout) meanwhile: record the attempt, change nothing else.
-        _record_orphan(session, attempt, outcome, now)
+        _record_orphan(rec, attempt, outcome, now)
+        rec.write(connection)
         session.commit()
         return "superseded"
-    applied = _record(rt, session, attempt, outcome, now)
+    applied = _record(rt, rec, attempt, outcome, now)
+    rec.write(connection)
     session.commit()
     _publish(rt, applied.tickets)
     record_metrics(applied)
     return applied.label
 
 
-def _record_orphan(session: Session, attempt: StepAttempt, outcome: Any, now: datetime) -> None:
-    if not isinstance(outcome, StepOutcome | StepError):
-        attempt.finish_run(session, StepRunStatus.COMPLETED, now)
-    elif isinstance(outcome, StepError):
+def _record_orphan(rec: Recording, attempt: StepAttempt, outcome: Any, now: datetime) -> None:
+    if isinstance(outcome, StepError):
         attempt.finish_run(
-            session,
+            rec,
             StepRunStatus.FAILED,
             now,
             error_message=outcome.message,
             error_code=outcome.code[:50],
         )
-    else:
+    elif isinstance(outcome, StepOutcome):
         attempt.finish_run(
-            session, StepRunStatus.COMPLETED, now, input=outcome.input, output=outcome.output
+            rec, StepRunStatus.COMPLETED, now, input=outcome.input, output=outcome.output
         )
+    else:
+        attempt.finish_run(rec, StepRunStatus.COMPLETED, now)

@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 from engine import lifecycle
 from engine.definition import Definition
 from engine.state import ExecutionStatus, StepRunStatus
-from models.execution import DispatchOutbox, Execution, StepRun
+from models.execution import DispatchOutbox, Execution
 from tasks import runtime
 from tasks.applied import record_metrics
 from tasks.dispatch import HARD_LIMIT_GRACE_SECONDS, Ticket, is_immediate, step_limit
 from tasks.foreach import reticket_unfinished
-from tasks.transition import fail_execution, ticket_step, write_changes
+from tasks.recording import Recording
+from tasks.transition import fail_execution, latest_run, ticket_step
 
 BATCH_SIZE = 200
 WORKER_TYPE = "stuck_sweeper"
@@ -45,9 +46,9 @@ def fail_overdue(rt: runtime.Runtime, now: datetime) -> int:
             .with_for_update(skip_locked=True)
         ).all()
         for execution in overdue:
-            applied_all.append(
-                fail_execution(session, execution, now, Definition.from_dict(execution.definition))
-            )
+            rec = Recording(session, execution)
+            applied_all.append(fail_execution(rec, now, Definition.from_dict(execution.definition)))
+            rec.write(session.connection())
             session.execute(
                 delete(DispatchOutbox).where(DispatchOutbox.execution_id == execution.id)
             )
@@ -92,26 +93,19 @@ def _redispatch(session: Session, execution: Execution, now: datetime) -> list[D
     heartbeat = execution.heartbeat_at or now
     if heartbeat > now - limit:
         return []
-    latest = session.scalars(
-        select(StepRun)
-        .where(
-            StepRun.execution_id == execution.id,
-            StepRun.step_id == step.id,
-            StepRun.branch_key == "",
-            StepRun.attempt_group == execution.attempt_group,
-        )
-        .order_by(StepRun.attempt.desc())
-        .limit(1)
-    ).first()
-    attempt = 1
+    latest = latest_run(session, execution, step)
+    rec = Recording(session, execution)
+    rec.change(lifecycle.touch(execution, now))
     if latest is not None and latest.status == StepRunStatus.RUNNING and step.body:
-        write_changes(session, execution, lifecycle.touch(execution, now))
-        return reticket_unfinished(session, execution, definition, step, latest, now=now)
-    if latest is not None:
-        finished = latest.status in (StepRunStatus.COMPLETED, StepRunStatus.FAILED)
-        attempt = latest.attempt + 1 if finished else latest.attempt
-    write_changes(session, execution, lifecycle.touch(execution, now))
-    return [ticket_step(session, execution, definition, step, now, attempt=attempt)]
+        tickets = reticket_unfinished(rec, definition, step, latest, now=now)
+    else:
+        attempt = 1
+        if latest is not None:
+            finished = latest.status in (StepRunStatus.COMPLETED, StepRunStatus.FAILED)
+            attempt = latest.attempt + 1 if finished else latest.attempt
+        tickets = [ticket_step(rec, definition, step, now, attempt=attempt)]
+    rec.write(session.connection())
+    return tickets
 
 
 def sweep(rt: runtime.Runtime, now: datetime | None = None) -> int:

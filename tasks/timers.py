@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import lifecycle
 from engine.definition import Definition
 from engine.machine import decide_after_wait
 from engine.state import ExecutionStatus
@@ -24,8 +23,7 @@ from models.execution import Execution, Wait
 from tasks import runtime
 from tasks.applied import Applied
 from tasks.approvals import publish_applied
-from tasks.stepping import StepAttempt
-from tasks.transition import apply_decision, current_result, write_changes
+from tasks.transition import current_result, wake
 
 RESUME_DUE = "workflows.resume_due"
 BATCH_SIZE = 200
@@ -77,8 +75,6 @@ def _fire(session: Session, wait: Wait, now: datetime) -> Applied | None:
     step = definition.step(wait.step_id)
     wait.status = "timed_out" if timed_out else "resolved"
     wait.resolved_at = now
-    write_changes(session, execution, lifecycle.wake(execution, now, definition.timeout))
-    attempt = StepAttempt(execution, definition, step, "", 1, None, now, dict(execution.context))
     decision = decide_after_wait(definition, step, timed_out, current_result(execution))
     label = "wait_timed_out" if timed_out else "timer_fired"
-    return apply_decision(session, attempt, decision, now, Applied(label))
+    return wake(session, execution, definition, step, decision, now, Applied(label))

@@ -1,10 +1,13 @@
 """Recording a step's result and the execution's next state, in the caller's transaction.
 
-The caller holds the execution row FOR UPDATE and has checked that the ticket
-is current (compare-and-set). The execution's lifecycle columns (status,
-budget, version) change only as engine.lifecycle decides (`write_changes`).
-What is to happen after the commit (tickets to publish, metrics to record)
-comes back in `Applied`, so a transaction that rolls back publishes nothing.
+Every function here adds to a `tasks.recording.Recording`: the execution's
+columns as engine.lifecycle decides them, the attempt's step run, the tickets,
+an approval or a wait. The caller writes it once (`Recording.write`, one
+statement of models.writer), having read the execution under its row lock or,
+for an optimistic attempt, unlocked (the write then applies only if the row is
+unchanged). What is to happen after the commit (tickets to publish, metrics to
+record) comes back in `Applied`, so a transaction that rolls back publishes
+nothing.
 """
 
 from __future__ import annotations
@@ -37,54 +40,55 @@ from engine.outcome import JoinDecision
 from engine.state import ExecutionResult, ExecutionStatus, StepRunStatus
 from models.execution import Approval, DispatchOutbox, Execution, StepRun
 from models.execution import Wait as WaitRow
-from models.writer import write_loaded
 from monitoring import metrics
 from tasks.applied import Applied
 from tasks.dispatch import new_ticket
+from tasks.locking import RunState
+from tasks.recording import Recording, new_id
 from tasks.stepping import StepAttempt, retry_rng
 
 S = ExecutionStatus
 DEFAULT_APPROVER_ROLE = "admin"
+ENDED_RUNS = (StepRunStatus.COMPLETED, StepRunStatus.FAILED)
 
 
-def current_result(execution: Execution) -> ExecutionResult | None:
+def current_result(execution: Any) -> ExecutionResult | None:
     return ExecutionResult(execution.result) if execution.result else None
 
 
 # --- step results ---------------------------------------------------------------------------
 def apply_outcome(
-    session: Session, attempt: StepAttempt, outcome: StepOutcome, now: datetime
+    rec: Recording, attempt: StepAttempt, outcome: StepOutcome, now: datetime
 ) -> Applied:
     output = _with_log(outcome.output, attempt)
     status = StepRunStatus.COMPLETED
     if attempt.branch_key:
         branch = BranchOutcome.from_outcome(outcome)
         attempt.finish_run(
-            session, status, now, input=outcome.input, output=branch_output(branch, output)
+            rec, status, now, input=outcome.input, output=branch_output(branch, output)
         )
         apply_records(attempt)
         applied = Applied("branch_completed")
         step_metric(applied, attempt, status)
-        return _maybe_join(session, attempt, now, applied)
-    attempt.finish_run(session, status, now, input=outcome.input, output=output)
+        # As the join would read it back from the row it is writing (the log included).
+        ended = BranchOutcome(branch.passed, output, None, dict(branch.context_updates))
+        return _maybe_join(rec, attempt, ended, now, applied)
+    attempt.finish_run(rec, status, now, input=outcome.input, output=output)
     apply_records(attempt)
-    execution = attempt.execution
     context = deep_merge(
         deep_merge(attempt.context, attempt.extra_updates), outcome.context_updates
     )
     decision = decide_after_success(
-        attempt.definition, attempt.step, outcome, current_result(execution)
+        attempt.definition, attempt.step, outcome, current_result(rec.current)
     )
     applied = Applied("completed")
     step_metric(applied, attempt, status)
-    return apply_decision(session, attempt, decision, now, applied, context=context)
+    return apply_decision(rec, attempt, decision, now, applied, context=context)
 
 
-def apply_failure(
-    session: Session, attempt: StepAttempt, error: StepError, now: datetime
-) -> Applied:
+def apply_failure(rec: Recording, attempt: StepAttempt, error: StepError, now: datetime) -> Applied:
     attempt.finish_run(
-        session,
+        rec,
         StepRunStatus.FAILED,
         now,
         output=_with_log({"error": error.to_dict()}, attempt),
@@ -93,13 +97,13 @@ def apply_failure(
     )
     applied = Applied("failed")
     step_metric(applied, attempt, StepRunStatus.FAILED)
-    execution = attempt.execution
     if attempt.branch_key:
         due = retry_due(attempt.step, error, attempt.attempt, now, retry_rng)
         if due is not None:
             retry = RetryAt(step_id=attempt.step.id, due=due, attempt=attempt.attempt + 1)
-            return schedule_retry(session, attempt, retry, now, applied)
-        return _maybe_join(session, attempt, now, applied)
+            return schedule_retry(rec, attempt, retry, now, applied)
+        failed = BranchOutcome(False, None, error.to_dict())
+        return _maybe_join(rec, attempt, failed, now, applied)
     context = deep_merge(attempt.context, attempt.extra_updates)
     decision = decide_after_failure(
         attempt.definition,
@@ -108,23 +112,21 @@ def apply_failure(
         attempt.attempt,
         now,
         retry_rng,
-        current_result=current_result(execution),
+        current_result=current_result(rec.current),
     )
-    return apply_decision(session, attempt, decision, now, applied, context=context)
+    return apply_decision(rec, attempt, decision, now, applied, context=context)
 
 
-def fail_execution(
-    session: Session, execution: Execution, now: datetime, definition: Definition
-) -> Applied:
+def fail_execution(rec: Recording, now: datetime, definition: Definition) -> Applied:
     """The workflow timeout ran out (sweeper or a late step)."""
     applied = Applied("timed_out")
-    _finish(session, execution, definition, time_out(definition), now, applied)
+    _finish(rec, definition, time_out(definition), now, applied)
     return applied
 
 
 # --- decisions ------------------------------------------------------------------------------
 def apply_decision(
-    session: Session,
+    rec: Recording,
     attempt: StepAttempt,
     decision: Decision,
     now: datetime,
@@ -132,45 +134,56 @@ def apply_decision(
     *,
     context: dict[str, Any] | None = None,
 ) -> Applied:
-    """Carry out the decision: one write of the execution row, with `context` (the step's
-    context, when the caller changed it) as the base the decision's updates merge into."""
-    execution, definition = attempt.execution, attempt.definition
-    base = execution.context if context is None else context
+    """Record the decision, with `context` (the step's context, when the caller changed
+    it) as the base the decision's updates merge into."""
+    definition = attempt.definition
+    base = rec.current.context if context is None else context
     if isinstance(decision, RetryAt):
-        return schedule_retry(session, attempt, decision, now, applied, context=context)
+        return schedule_retry(rec, attempt, decision, now, applied, context=context)
     if isinstance(decision, Finish):
-        _finish(session, execution, definition, decision, now, applied, context=base)
+        _finish(rec, definition, decision, now, applied, context=base)
         return applied
     if isinstance(decision, Continue):
-        changes = lifecycle.continue_to(execution, decision, now, definition.timeout)
-        updated = deep_merge(base, decision.context_updates)
-        write_changes(session, execution, {**changes, "context": updated})
-        if execution.status != S.PAUSED:
-            applied.tickets.append(
-                ticket_step(session, execution, definition, definition.step(decision.step_id), now)
-            )
+        rec.change(lifecycle.continue_to(rec.current, decision, now, definition.timeout))
+        rec.change({"context": deep_merge(base, decision.context_updates)})
+        if rec.current.status != S.PAUSED:
+            step = definition.step(decision.step_id)
+            applied.tickets.append(ticket_step(rec, definition, step, now))
         return applied
     if isinstance(decision, AwaitApproval):
-        _create_approval(session, attempt, decision, now, applied)
+        _create_approval(rec, attempt, decision, now, applied)
     elif isinstance(decision, Wait):
-        _create_wait(session, attempt, decision, now)
-    changes = lifecycle.park(execution, decision, now, definition.timeout)
-    write_changes(session, execution, changes if context is None else {**changes, "context": base})
+        _create_wait(rec, decision, now)
+    rec.change(lifecycle.park(rec.current, decision, now, definition.timeout))
+    if context is not None:
+        rec.change({"context": base})
     applied.label = "waiting"
     return applied
 
 
-def write_changes(
-    session: Session, execution: Execution, changes: lifecycle.Changes | None
-) -> None:
-    """Write what engine.lifecycle decided (and context updates) to the locked row, through
-    the transition writer (models.writer.write_loaded)."""
-    write_loaded(session, execution, changes or {})
+def wake(  # noqa: PLR0917 - the wake-up's parts, in the order the callers have them
+    session: Session,
+    execution: Execution,
+    definition: Definition,
+    step: Step,
+    decision: Decision,
+    now: datetime,
+    applied: Applied,
+    context: dict[str, Any] | None = None,
+) -> Applied:
+    """Wake a waiting (or paused-while-waiting) execution at `step` and carry out the
+    decision an event, a timer or an approval led to, in one write."""
+    rec = Recording(session, execution)
+    rec.change(lifecycle.wake(execution, now, definition.timeout))
+    base = dict(execution.context if context is None else context)
+    attempt = StepAttempt(execution, definition, step, "", 1, None, now, base)
+    apply_decision(rec, attempt, decision, now, applied, context=context)
+    rec.write(session.connection())
+    return applied
 
 
 def ticket_step(
-    session: Session,
-    execution: Execution,
+    rec: Recording,
     definition: Definition,
     step: Step,
     now: datetime,
@@ -179,29 +192,30 @@ def ticket_step(
     attempt: int = 1,
     due_at: datetime | None = None,
 ) -> DispatchOutbox:
-    """Add a ticket for this step of the execution to the session's transaction.
+    """Add a ticket for this step of the execution to the recording.
 
     Without `due_at` the caller publishes it after commit and the relay only
     steps in after REDELIVERY_GRACE; with `due_at` (a retry backoff) the relay
     publishes it when it falls due.
     """
-    ticket = new_ticket(
-        organization_id=execution.organization_id,
-        execution_id=execution.id,
-        definition=definition,
-        step=step,
-        now=now,
-        attempt_group=execution.attempt_group,
-        attempt=attempt,
-        branch_key=branch_key,
-        due_at=due_at,
+    execution = rec.execution
+    return rec.add_ticket(
+        new_ticket(
+            organization_id=execution.organization_id,
+            execution_id=execution.id,
+            definition=definition,
+            step=step,
+            now=now,
+            attempt_group=rec.current.attempt_group,
+            attempt=attempt,
+            branch_key=branch_key,
+            due_at=due_at,
+        )
     )
-    session.add(ticket)
-    return ticket
 
 
 def schedule_retry(
-    session: Session,
+    rec: Recording,
     attempt: StepAttempt,
     decision: RetryAt,
     now: datetime,
@@ -209,25 +223,24 @@ def schedule_retry(
     *,
     context: dict[str, Any] | None = None,
 ) -> Applied:
-    execution = attempt.execution
-    session.add(
-        StepRun(
-            organization_id=execution.organization_id,
-            execution_id=execution.id,
-            step_id=attempt.step.id,
-            step_type=attempt.step.type,
-            branch_key=attempt.branch_key,
-            attempt_group=execution.attempt_group,
-            attempt=decision.attempt,
-            status=str(StepRunStatus.PENDING),
-            due_at=decision.due,
-        )
+    execution = rec.current
+    rec.add(
+        StepRun,
+        {
+            "id": new_id(),
+            "step_id": attempt.step.id,
+            "step_type": attempt.step.type,
+            "branch_key": attempt.branch_key,
+            "attempt_group": execution.attempt_group,
+            "attempt": decision.attempt,
+            "status": StepRunStatus.PENDING.value,
+            "due_at": decision.due,
+        },
     )
     if execution.status != S.PAUSED:
         applied.tickets.append(
             ticket_step(
-                session,
-                execution,
+                rec,
                 attempt.definition,
                 attempt.step,
                 now,
@@ -236,19 +249,17 @@ def schedule_retry(
                 due_at=decision.due,
             )
         )
-    changes = lifecycle.retry_later(execution, decision.due, now)
-    write_changes(
-        session, execution, changes if context is None else {**changes, "context": context}
-    )
+    rec.change(lifecycle.retry_later(execution, decision.due, now))
+    if context is not None:
+        rec.change({"context": context})
     applied.label = "retry_scheduled"
     slug, name = execution.workflow_id, attempt.step.id
     applied.after_commit.append(lambda: metrics.record_step_retry(slug, name))
     return applied
 
 
-def _finish(  # noqa: PLR0917 - the decision's parts, in the order the callers have them
-    session: Session,
-    execution: Execution,
+def _finish(
+    rec: Recording,
     definition: Definition,
     decision: Finish,
     now: datetime,
@@ -256,85 +267,75 @@ def _finish(  # noqa: PLR0917 - the decision's parts, in the order the callers h
     *,
     context: dict[str, Any] | None = None,
 ) -> None:
-    changes = lifecycle.finish(execution, decision, now, definition.timeout)
-    context = execution.context if context is None else context
-    updated = deep_merge(context, decision.context_updates)
-    write_changes(session, execution, {**changes, "context": updated})
+    changes = lifecycle.finish(rec.current, decision, now, definition.timeout)
+    context = rec.current.context if context is None else context
+    rec.change({**changes, "context": deep_merge(context, decision.context_updates)})
     applied.label = decision.status.value
+    execution = rec.current
     slug, trigger, status = execution.workflow_id, execution.trigger_type, decision.status.value
-    error_type, seconds = execution.error_type, (execution.duration_ms or 0) / 1000
+    error_type, seconds = changes.get("error_type"), (changes.get("duration_ms") or 0) / 1000
     applied.after_commit.append(
         lambda: metrics.record_execution_finished(slug, status, trigger, seconds, error_type)
     )
 
 
 def _create_approval(
-    session: Session, attempt: StepAttempt, decision: AwaitApproval, now: datetime, applied: Applied
+    rec: Recording, attempt: StepAttempt, decision: AwaitApproval, now: datetime, applied: Applied
 ) -> None:
-    execution = attempt.execution
+    execution = rec.current
     request = decision.request
     approval_id = attempt.approval_id
-    existing = session.get(Approval, approval_id) if approval_id is not None else None
-    if existing is not None:
+    if approval_id is not None and rec.session.get(Approval, approval_id) is not None:
         return  # the same attempt group already asked (a re-run after a crash)
-    session.add(
-        Approval(
-            id=approval_id,
-            organization_id=execution.organization_id,
-            execution_id=execution.id,
-            workflow_id=execution.workflow_id,
-            step_id=decision.step_id,
-            attempt_group=execution.attempt_group,
-            entity_type=request.entity,
-            entity_id=request.entity_id,
-            approver_role=request.approver_role or DEFAULT_APPROVER_ROLE,
-            status="pending",
-            reason=request.reason,
-            data={**dict(request.data), "request": request.to_dict()},
-            requested_at=now,
-            expires_at=request.expires_at(now),
-        )
+    rec.add(
+        Approval,
+        {
+            "id": approval_id if approval_id is not None else new_id(),
+            "workflow_id": execution.workflow_id,
+            "step_id": decision.step_id,
+            "attempt_group": execution.attempt_group,
+            "entity_type": request.entity,
+            "entity_id": request.entity_id,
+            "approver_role": request.approver_role or DEFAULT_APPROVER_ROLE,
+            "status": "pending",
+            "reason": request.reason,
+            "data": {**dict(request.data), "request": request.to_dict()},
+            "requested_at": now,
+            "expires_at": request.expires_at(now),
+        },
     )
     slug = execution.workflow_id
     applied.after_commit.append(lambda: metrics.record_approval(slug, "requested"))
 
 
-def _create_wait(session: Session, attempt: StepAttempt, decision: Wait, now: datetime) -> None:
-    execution = attempt.execution
+def _create_wait(rec: Recording, decision: Wait, now: datetime) -> None:
     request = decision.request
-    session.add(
-        WaitRow(
-            organization_id=execution.organization_id,
-            execution_id=execution.id,
-            step_id=decision.step_id,
-            attempt_group=execution.attempt_group,
-            kind="event" if request.is_for_event else "timer",
-            event_type=request.event,
-            match=dict(request.match) if request.match is not None else None,
-            due_at=request.due_at(now),
-            status="waiting",
-        )
+    rec.add(
+        WaitRow,
+        {
+            "id": new_id(),
+            "step_id": decision.step_id,
+            "attempt_group": rec.current.attempt_group,
+            "kind": "event" if request.is_for_event else "timer",
+            "event_type": request.event,
+            "match": dict(request.match) if request.match is not None else None,
+            "due_at": request.due_at(now),
+            "status": "waiting",
+        },
     )
 
 
 # --- parallel -------------------------------------------------------------------------------
-def fan_out(session: Session, attempt: StepAttempt, now: datetime) -> Applied:
+def fan_out(rec: Recording, attempt: StepAttempt, now: datetime) -> Applied:
     """Start a parallel step: its own step-run row stays running until the join."""
-    attempt.mark_running(session, now)
+    attempt.mark_running(rec, now)
     applied = Applied("fanned_out")
-    execution = attempt.execution
     context = deep_merge(attempt.context, attempt.extra_updates)
-    write_changes(session, execution, {**lifecycle.touch(execution, now), "context": context})
+    rec.change({**lifecycle.touch(rec.current, now), "context": context})
     for branch in plan_parallel(attempt.step):
+        branch_key = f"{attempt.step.id}/{branch.id}"
         applied.tickets.append(
-            ticket_step(
-                session,
-                execution,
-                attempt.definition,
-                branch,
-                now,
-                branch_key=f"{attempt.step.id}/{branch.id}",
-            )
+            ticket_step(rec, attempt.definition, branch, now, branch_key=branch_key)
         )
     return applied
 
@@ -343,68 +344,75 @@ def parent_step_id(branch_key: str) -> str:
     return branch_key.split("/", 1)[0]
 
 
-def _maybe_join(session: Session, attempt: StepAttempt, now: datetime, applied: Applied) -> Applied:
-    """Join once every branch ended; the execution row lock makes exactly one branch do it."""
-    execution = attempt.execution
-    parent = attempt.definition.step(parent_step_id(attempt.branch_key))
-    parent_run = session.scalars(
+def latest_run(session: Session, execution: Any, step: Step) -> StepRun | None:
+    """The step's own latest step-run row (not a branch's) in the execution's attempt group."""
+    return session.scalars(
         select(StepRun)
         .where(
             StepRun.execution_id == execution.id,
-            StepRun.step_id == parent.id,
+            StepRun.step_id == step.id,
             StepRun.branch_key == "",
             StepRun.attempt_group == execution.attempt_group,
         )
         .order_by(StepRun.attempt.desc())
         .limit(1)
     ).first()
+
+
+def _maybe_join(
+    rec: Recording, attempt: StepAttempt, ended: BranchOutcome, now: datetime, applied: Applied
+) -> Applied:
+    """Join once every branch ended (`ended`: how this one did, not yet written); the
+    execution row lock makes exactly one branch do it."""
+    parent = attempt.definition.step(parent_step_id(attempt.branch_key))
+    parent_run = latest_run(rec.session, rec.current, parent)
     if parent_run is None or parent_run.status != StepRunStatus.RUNNING:
         return applied
-    session.flush()
-    outcomes = _branch_outcomes(session, execution, parent)
+    outcomes = _branch_outcomes(rec, parent, {attempt.step.id: ended})
     if outcomes is None:
-        write_changes(session, execution, lifecycle.touch(execution, now))
+        rec.change(lifecycle.touch(rec.current, now))
         return applied
     join = join_parallel(parent, outcomes)
-    return apply_join(session, attempt, parent, parent_run, join, now=now, applied=applied)
+    return apply_join(rec, attempt, parent, run_state(parent_run), join, now=now, applied=applied)
 
 
 def apply_join(
-    session: Session,
+    rec: Recording,
     attempt: StepAttempt,
     step: Step,
-    parent_run: StepRun,
+    parent_run: tuple[RunState, int],
     join: JoinDecision,
     *,
     now: datetime,
     applied: Applied,
 ) -> Applied:
-    """Close a fan-out step's run with its join (parallel or foreach) and route the flow."""
-    execution = attempt.execution
+    """Close a fan-out step's run (its row and attempt number) with its join (parallel
+    or foreach) and route the flow."""
+    execution = rec.current
+    run, number = parent_run
     parent_attempt = StepAttempt(
         execution,
         attempt.definition,
         step,
         "",
-        parent_run.attempt,
-        parent_run,
-        parent_run.started_at or now,
+        number,
+        run,
+        run.started_at or now,
         dict(execution.context),
     )
     status = StepRunStatus.COMPLETED if join.passed else StepRunStatus.FAILED
-    parent_attempt.finish_run(
-        session, status, now, output=join.to_dict(), error_message=join.message
-    )
+    parent_attempt.finish_run(rec, status, now, output=join.to_dict(), error_message=join.message)
     step_metric(applied, parent_attempt, status)
     decision = decide_after_join(attempt.definition, step, join, current_result(execution))
     applied.label = "joined"
-    return apply_decision(session, parent_attempt, decision, now, applied)
+    return apply_decision(rec, parent_attempt, decision, now, applied)
 
 
 def _branch_outcomes(
-    session: Session, execution: Execution, parent: Step
+    rec: Recording, parent: Step, ended_now: dict[str, BranchOutcome]
 ) -> dict[str, BranchOutcome] | None:
-    rows = session.scalars(
+    execution = rec.current
+    rows = rec.session.scalars(
         select(StepRun).where(
             StepRun.execution_id == execution.id,
             StepRun.branch_key.startswith(f"{parent.id}/", autoescape=True),
@@ -417,11 +425,19 @@ def _branch_outcomes(
             latest[row.step_id] = row
     outcomes: dict[str, BranchOutcome] = {}
     for branch in plan_parallel(parent):
+        if branch.id in ended_now:
+            outcomes[branch.id] = ended_now[branch.id]
+            continue
         ended = latest.get(branch.id)
-        if ended is None or ended.status not in (StepRunStatus.COMPLETED, StepRunStatus.FAILED):
+        if ended is None or ended.status not in ENDED_RUNS:
             return None
         outcomes[branch.id] = _branch_from_row(ended)
     return outcomes
+
+
+def run_state(row: StepRun) -> tuple[RunState, int]:
+    """A step-run row as the step path holds it, and its attempt number."""
+    return RunState(row.id, row.status, row.started_at, row.due_at), row.attempt
 
 
 def branch_output(branch: BranchOutcome, output: Any) -> dict[str, Any]:
@@ -458,7 +474,6 @@ def _with_log(output: Any, attempt: StepAttempt) -> Any:
 
 
 def step_metric(applied: Applied, attempt: StepAttempt, status: StepRunStatus) -> None:
-    run = attempt.run
-    seconds = (run.duration_ms or 0) / 1000 if run is not None else 0.0
+    seconds = attempt.duration_ms / 1000
     slug, name = attempt.workflow_slug, attempt.step.id
     applied.after_commit.append(lambda: metrics.record_step(slug, name, status.value, seconds))
