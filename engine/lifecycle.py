@@ -78,7 +78,7 @@ class _After:
 
 def after(execution: ExecutionFields, changes: Mapping[str, Any]) -> ExecutionFields:
     """The execution as it is once `changes` are written."""
-    return _After(execution, changes)
+    return _After(execution, changes) if changes else execution
 
 
 # --- the running-time budget ------------------------------------------------------------

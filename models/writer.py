@@ -77,7 +77,8 @@ class Transition:
 @dataclass(frozen=True)
 class Written:
     row_xmin: str  # the row's new xmin (the next step's snapshot names it)
-    inserted_ids: list[Any]  # the id of each inserted row, in the order of `inserts`
+    # The id the database chose for each inserted row that came without one, in order.
+    inserted_ids: list[Any]
 
 
 def write(connection: Connection, transition: Transition) -> Written:
@@ -163,7 +164,10 @@ def _statement(
         _insert_from_moved(_table(name), f"add{index}", columns, moved)
         for index, (name, columns) in enumerate(inserts)
     ]
-    final = select(moved.c.row_xmin, *(cte.c.id for cte in added))
+    chosen = [
+        cte.c.id for cte, (_, columns) in zip(added, inserts, strict=True) if "id" not in columns
+    ]
+    final = select(moved.c.row_xmin, *chosen)
     for cte in [*writes, *added]:
         final = final.add_cte(cte)
     return _prepared(str(final.compile(dialect=_DIALECT)))
@@ -206,7 +210,8 @@ def _prepared(sql: str) -> PreparedStatement:
 
 
 def _insert_from_moved(table: Table, prefix: str, columns: tuple[str, ...], moved: CTE) -> CTE:
-    """INSERT of one row whose execution and organization are the moved row's."""
+    """INSERT of one row whose execution and organization are the moved row's (returning
+    its id, which the statement returns when the row came without one)."""
     own = [column for column in columns if column not in _FROM_EXECUTION]
     values = [_bound(prefix, table.c[column]) for column in own]
     source = select(*values, moved.c.organization_id, moved.c.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.orm import Session
@@ -26,7 +26,7 @@ from models.execution import DispatchOutbox, Execution
 from models.rows import JsonText
 
 
-@dataclass
+@dataclass(slots=True)
 class Recording:
     session: Session  # for reads in the transaction (writes go through `write`)
     execution: Any  # the row as read: the ORM row, or tasks.locking.LockedExecution
@@ -38,22 +38,19 @@ class Recording:
     tickets: list[DispatchOutbox] = field(default_factory=list)
     written: writer.Written | None = None
     context_json: str | None = None  # the context as written, when it changed
-    _current: Any = None
-    _ticket_rows: list[int] = field(default_factory=list)  # where tickets are in `inserts`
+    # The execution as it is once the changes so far are written.
+    current: Any = field(init=False)
 
-    @property
-    def current(self) -> Any:
-        """The execution as it is once the changes so far are written."""
-        if self._current is None:
-            self._current = lifecycle.after(self.execution, self.changes)
-        return self._current
+    def __post_init__(self) -> None:
+        self.current = lifecycle.after(self.execution, self.changes)
 
     def change(self, changes: lifecycle.Changes | None) -> None:
         if changes:
             self.changes.update(changes)
-            self._current = None
+            self.current = lifecycle.after(self.execution, self.changes)
 
     def add(self, model: Any, row: dict[str, Any]) -> None:
+        """Add a row (with its `id`: see new_id; only a ticket's id is the database's)."""
         self.inserts.append((_table(model), row))
 
     def set(self, model: Any, key: Any, values: dict[str, Any]) -> None:
@@ -71,7 +68,6 @@ class Recording:
 
     def add_ticket(self, ticket: DispatchOutbox) -> DispatchOutbox:
         self.tickets.append(ticket)
-        self._ticket_rows.append(len(self.inserts))
         self.add(DispatchOutbox, _ticket_row(ticket))
         return ticket
 
@@ -103,8 +99,9 @@ class Recording:
         return self.written
 
     def _show_written(self, written: writer.Written) -> None:
-        for ticket, position in zip(self.tickets, self._ticket_rows, strict=True):
-            ticket.id = written.inserted_ids[position]
+        # Tickets are the rows added without an id (the database numbers them).
+        for ticket, row_id in zip(self.tickets, written.inserted_ids, strict=True):
+            ticket.id = row_id
         if isinstance(self.execution, Execution):  # the session's row shows what was written
             for column, value in self.changes.items():
                 set_committed_value(self.execution, column, value)
@@ -116,7 +113,8 @@ def new_id() -> uuid.UUID:
 
 
 def _table(model: Any) -> Table:
-    return cast(Table, model.__table__)
+    table: Table = model.__table__
+    return table
 
 
 def _ticket_row(ticket: DispatchOutbox) -> dict[str, Any]:

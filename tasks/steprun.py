@@ -74,6 +74,7 @@ FINISHED_RUNS = frozenset({StepRunStatus.COMPLETED, StepRunStatus.FAILED, StepRu
 NEEDS_EFFECTS = "needs_effects"
 # What a snapshot takes from the written columns (the context goes as the JSON sent).
 _ROW_COLUMNS = frozenset(COLUMNS) - {"context"}
+_PLAIN = RunMode.PLAIN.value
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def _run_unlocked(rt: runtime.Runtime, message: StepMessage) -> str | None:
         if read is None or read[1] is not None:
             return None
         now = datetime.now(UTC)
-        if _why_not_runnable(read[0], None, message) or read[0].is_past_deadline(now):
+        if _why_not_runnable(read[0], None, message):
             return None
         # The session is for the step's reads; the write goes on the connection
         # itself, which begins no SQLAlchemy transaction.
@@ -295,7 +296,7 @@ def _carry_snapshot(rec: Recording, applied: Applied) -> None:
     if rec.written is None or rec.context_json is None or len(applied.tickets) != 1:
         return
     ticket = applied.tickets[0]
-    if ticket.payload.get("mode") != RunMode.PLAIN.value:
+    if ticket.payload.get("mode") != _PLAIN:
         return
     execution = rec.execution
     row = replace(
