@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import lifecycle
@@ -34,9 +33,11 @@ from tasks.applied import Applied
 from tasks.recording import Recording
 from tasks.stepping import StepAttempt, retry_rng
 from tasks.transition import (
+    ENDED_RUNS,
     apply_join,
     apply_records,
     branch_output,
+    latest_branch_runs,
     latest_run,
     run_state,
     schedule_retry,
@@ -200,27 +201,14 @@ def _after_item(  # noqa: PLR0917 - the item and how it ended, as apply_item has
 def _item_outcomes(
     rec: Recording, step: Step, count: int, ended_now: dict[int, BranchOutcome]
 ) -> list[BranchOutcome] | None:
-    execution = rec.current
-    rows = rec.session.scalars(
-        select(StepRun).where(
-            StepRun.execution_id == execution.id,
-            StepRun.step_id == step.id,
-            StepRun.branch_key.startswith(f"{step.id}/", autoescape=True),
-            StepRun.attempt_group == execution.attempt_group,
-        )
-    ).all()
-    latest: dict[int, StepRun] = {}
-    for row in rows:
-        index = item_index(row.branch_key)
-        if index not in latest or row.attempt > latest[index].attempt:
-            latest[index] = row
+    latest = latest_branch_runs(rec.session, rec.current, step.id)
     outcomes = []
     for index in range(count):
         if index in ended_now:
             outcomes.append(ended_now[index])
             continue
-        ended = latest.get(index)
-        if ended is None or ended.status not in (StepRunStatus.COMPLETED, StepRunStatus.FAILED):
+        ended = latest.get(item_key(step.id, index))
+        if ended is None or ended.status not in ENDED_RUNS:
             return None
         outcomes.append(_outcome_of(StepRunStatus(ended.status), ended.output or {}))
     return outcomes
@@ -247,27 +235,16 @@ def reticket_unfinished(
 ) -> list[DispatchOutbox]:
     """Tickets for the branches or items of a running fan-out that have not ended
     (after a pause, whose deliveries were spent, or when the sweeper finds it stuck)."""
-    execution = rec.current
     if step.type == "parallel":
         keys = {f"{step.id}/{branch.id}": branch for branch in step.body}
     else:
         dispatched = int((parent.output or {}).get("dispatched", 0))
         keys = {item_key(step.id, index): step for index in range(dispatched)}
-    rows = rec.session.scalars(
-        select(StepRun).where(
-            StepRun.execution_id == execution.id,
-            StepRun.branch_key.in_(list(keys)),
-            StepRun.attempt_group == execution.attempt_group,
-        )
-    ).all()
-    latest: dict[str, StepRun] = {}
-    for row in rows:
-        if row.branch_key not in latest or row.attempt > latest[row.branch_key].attempt:
-            latest[row.branch_key] = row
+    latest = latest_branch_runs(rec.session, rec.current, step.id)
     tickets = []
     for branch_key, target in keys.items():
         last = latest.get(branch_key)
-        if last is not None and last.status in (StepRunStatus.COMPLETED, StepRunStatus.FAILED):
+        if last is not None and last.status in ENDED_RUNS:
             continue
         attempt = last.attempt if last is not None else 1
         tickets.append(

@@ -411,28 +411,34 @@ def apply_join(
 def _branch_outcomes(
     rec: Recording, parent: Step, ended_now: dict[str, BranchOutcome]
 ) -> dict[str, BranchOutcome] | None:
-    execution = rec.current
-    rows = rec.session.scalars(
-        select(StepRun).where(
-            StepRun.execution_id == execution.id,
-            StepRun.branch_key.startswith(f"{parent.id}/", autoescape=True),
-            StepRun.attempt_group == execution.attempt_group,
-        )
-    ).all()
-    latest: dict[str, StepRun] = {}
-    for row in rows:
-        if row.step_id not in latest or row.attempt > latest[row.step_id].attempt:
-            latest[row.step_id] = row
+    latest = latest_branch_runs(rec.session, rec.current, parent.id)
     outcomes: dict[str, BranchOutcome] = {}
     for branch in plan_parallel(parent):
         if branch.id in ended_now:
             outcomes[branch.id] = ended_now[branch.id]
             continue
-        ended = latest.get(branch.id)
+        ended = latest.get(f"{parent.id}/{branch.id}")
         if ended is None or ended.status not in ENDED_RUNS:
             return None
         outcomes[branch.id] = _branch_from_row(ended)
     return outcomes
+
+
+def latest_branch_runs(session: Session, execution: Any, parent_id: str) -> dict[str, StepRun]:
+    """The latest attempt's step-run row of each branch (or foreach item) of the fan-out
+    step `parent_id` in the execution's attempt group, by branch key."""
+    rows = session.scalars(
+        select(StepRun).where(
+            StepRun.execution_id == execution.id,
+            StepRun.branch_key.startswith(f"{parent_id}/", autoescape=True),
+            StepRun.attempt_group == execution.attempt_group,
+        )
+    ).all()
+    latest: dict[str, StepRun] = {}
+    for row in rows:
+        if row.branch_key not in latest or row.attempt > latest[row.branch_key].attempt:
+            latest[row.branch_key] = row
+    return latest
 
 
 def run_state(row: StepRun) -> tuple[RunState, int]:
