@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -171,13 +171,28 @@ def _is_early(run: RunState | None, now: datetime) -> bool:
     )
 
 
-def _spend_ticket(connection: Connection, session: Session, read: Read, outbox_id: int) -> None:
-    """Delete a ticket that has nothing left to do (its attempt is recorded, or the
-    execution moved on): resume and retry issue new ones."""
-    Recording(session, read[0], outbox_id=outbox_id).write(connection)
-
-
 Read = tuple[LockedExecution, RunState | None]
+
+
+def _admit(session: Session, message: StepMessage) -> Read | str:
+    """Lock the execution row and read the attempt: what was read, or why the attempt
+    does not run now (a ticket with nothing left to do is deleted and committed:
+    resume and retry issue new ones; an early one stays for the relay)."""
+    connection = session.connection()
+    read = lock_execution(connection, **message.attempt_key)
+    if read is None:
+        session.rollback()
+        return "execution_gone"
+    execution, run = read
+    reason = _why_not_runnable(execution, run, message)
+    if reason is not None:
+        Recording(session, execution, outbox_id=message.outbox_id).write(connection)
+        session.commit()
+        return reason
+    if _is_early(run, datetime.now(UTC)):
+        session.rollback()
+        return "early"
+    return read
 
 
 # --- atomic -------------------------------------------------------------------------------
@@ -216,26 +231,18 @@ def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
     """Run the step inside the transaction that locks its row and records its result."""
     with rt.unit_of_work() as uow:
         session = uow.session
-        connection = session.connection()
-        read = lock_execution(connection, **message.attempt_key)
-        if read is None:
-            return "execution_gone"
+        read = _admit(session, message)
+        if isinstance(read, str):
+            return read
         execution, run = read
         now = datetime.now(UTC)
-        reason = _why_not_runnable(execution, run, message)
-        if reason is not None:
-            _spend_ticket(connection, session, read, message.outbox_id)
-            uow.commit()
-            return reason
-        if _is_early(run, now):
-            return "early"  # the ticket stays for the relay
         step = execution.definition.step(message.step_id)
         mode = message.mode or execution.definition.run_mode(step, message.branch_key)
         if mode is RunMode.EFFECTS or (run is not None and run.status == StepRunStatus.RUNNING):
             return NEEDS_EFFECTS  # rolled back: the ticket stays for the effects path
         rec = Recording(session, execution, outbox_id=message.outbox_id)
         applied = _run_and_record(rt, rec, read, message, now)
-        rec.write(connection)
+        rec.write(session.connection())
         _publish_after_commit(rt, uow, applied)
         uow.commit()
     record_metrics(applied)
@@ -404,24 +411,15 @@ def _has_ticket(session: Session, outbox_id: int) -> bool:
 
 def _claim(rt: runtime.Runtime, session: Session, message: StepMessage) -> StepAttempt | str:
     """Commit the attempt as running (taking over a dead process's attempt if need be)."""
-    connection = session.connection()
-    read = lock_execution(connection, **message.attempt_key)
-    if read is None:
-        session.rollback()
-        return "execution_gone"
+    read = _admit(session, message)
+    if isinstance(read, str):
+        return read
     if not _has_ticket(session, message.outbox_id):
         session.rollback()
         return "duplicate"
     execution, run = read
     now = datetime.now(UTC)
-    reason = _why_not_runnable(execution, run, message)
-    if reason is not None:
-        _spend_ticket(connection, session, read, message.outbox_id)
-        session.commit()
-        return reason
-    if _is_early(run, now):
-        session.rollback()
-        return "early"
+    connection = session.connection()
     definition = execution.definition
     if execution.is_past_deadline(now):
         rec = Recording(session, execution, outbox_id=message.outbox_id)
