@@ -353,7 +353,7 @@ def instrument_phases() -> Phases:
 # --- the in-process loop --------------------------------------------------------------------
 def drain(rt: Any, queue: deque[Any], run: Callable[[Any], str]) -> tuple[list[float], list[str]]:
     """Run tickets FIFO until none is left; the wall time of each step."""
-    from tasks.steprun import StepMessage
+    from tasks.dispatch import Ticket
 
     times: list[float] = []
     outcomes: list[str] = []
@@ -362,7 +362,7 @@ def drain(rt: Any, queue: deque[Any], run: Callable[[Any], str]) -> tuple[list[f
         ticket = queue.popleft()
         message = ticket.message()
         started = clock()
-        outcomes.append(run(StepMessage.parse(message)))
+        outcomes.append(run(Ticket.parse(message)))
         times.append(clock() - started)
     return times, outcomes
 

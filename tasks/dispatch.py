@@ -30,7 +30,7 @@ from celery.signals import after_task_publish
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from engine.definition import Definition, Step
+from engine.definition import Definition, RunMode, Step
 from models.execution import DispatchOutbox
 from models.rows import InsertBatch
 from tasks import broker
@@ -87,35 +87,43 @@ def _broker_transport(broker_url: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Ticket:
-    """One dispatch: the outbox row id and the step attempt it names."""
+    """One dispatch: the outbox row id and the step attempt it names. `message` is what
+    the step task receives and `parse` reads it back; a stored ticket's payload is
+    read the same way (`from_row`): the message's shape is written down here only."""
 
     outbox_id: int
-    execution_id: str
+    execution_id: uuid.UUID
     step_id: str
-    branch_key: str
-    attempt_group: int
-    attempt: int
-    limit_seconds: float
+    branch_key: str = ""
+    attempt_group: int = 1
+    attempt: int = 1
+    limit_seconds: float = DEFAULT_STEP_LIMIT.total_seconds()
     # How the step runs (engine.definition.RunMode); None on a ticket stored before
-    # tickets carried it: the step task then asks the definition.
-    mode: str | None = None
+    # tickets carried it (or naming a mode this version does not know): the step
+    # task then asks the definition.
+    mode: RunMode | None = None
     # The execution row as the previous step left it (tasks.locking.snapshot).
     snapshot: dict[str, Any] | None = None
+    sent_at: float | None = None  # when it was published (a parsed message only)
+
+    @classmethod
+    def parse(cls, message: Mapping[str, Any]) -> Ticket:
+        return cls(
+            outbox_id=int(message["outbox_id"]),
+            execution_id=uuid.UUID(str(message["execution_id"])),
+            step_id=str(message["step_id"]),
+            branch_key=str(message.get("branch_key") or ""),
+            attempt_group=int(message.get("attempt_group", 1)),
+            attempt=int(message.get("attempt", 1)),
+            limit_seconds=float(message.get("limit_seconds", DEFAULT_STEP_LIMIT.total_seconds())),
+            mode=_mode(message.get("mode")),
+            snapshot=message.get("snapshot"),
+            sent_at=message.get("sent_at"),
+        )
 
     @classmethod
     def from_row(cls, row: DispatchOutbox) -> Ticket:
-        payload = row.payload
-        return cls(
-            outbox_id=row.id,
-            execution_id=str(row.execution_id),
-            step_id=payload["step_id"],
-            branch_key=payload.get("branch_key", ""),
-            attempt_group=int(payload.get("attempt_group", 1)),
-            attempt=int(payload.get("attempt", 1)),
-            limit_seconds=float(payload.get("limit_seconds", DEFAULT_STEP_LIMIT.total_seconds())),
-            mode=payload.get("mode"),
-            snapshot=payload.get("snapshot"),
-        )
+        return cls.parse({**row.payload, "outbox_id": row.id, "execution_id": row.execution_id})
 
     def describe(self) -> str:
         step = f"{self.step_id}/{self.branch_key}" if self.branch_key else self.step_id
@@ -127,17 +135,40 @@ class Ticket:
     def message(self) -> dict[str, Any]:
         return {
             "outbox_id": self.outbox_id,
-            "execution_id": self.execution_id,
+            "execution_id": str(self.execution_id),
             "step_id": self.step_id,
             "branch_key": self.branch_key,
             "attempt_group": self.attempt_group,
             "attempt": self.attempt,
             "limit_seconds": self.limit_seconds,
-            "mode": self.mode,
+            "mode": self.mode.value if self.mode is not None else None,
             # For workflow_dispatch_latency_seconds (committed -> started).
             "sent_at": time.time(),
             **({"snapshot": self.snapshot} if self.snapshot is not None else {}),
         }
+
+    @property
+    def attempt_key(self) -> dict[str, Any]:
+        """The execution and step-run row this ticket names (tasks.locking.lock_execution)."""
+        return {
+            "execution_id": self.execution_id,
+            "step_id": self.step_id,
+            "branch_key": self.branch_key,
+            "attempt_group": self.attempt_group,
+            "attempt": self.attempt,
+        }
+
+    @property
+    def lock_key(self) -> str:
+        parts = (self.execution_id, self.step_id, self.branch_key, self.attempt_group, self.attempt)
+        return ":".join(str(part) for part in parts)
+
+
+def _mode(value: Any) -> RunMode | None:
+    try:
+        return RunMode(value) if value else None
+    except ValueError:
+        return None
 
 
 def step_limit(timeout: timedelta | None) -> timedelta:

@@ -7,8 +7,8 @@ from typing import Any
 from celery import shared_task
 
 from tasks import runtime
-from tasks.dispatch import RUN_STEP
-from tasks.steprun import StepMessage, run_step_message
+from tasks.dispatch import RUN_STEP, Ticket
+from tasks.steprun import run_step_message
 
 # acks_late + reject_on_worker_lost: a step whose process dies is delivered again.
 RUN_STEP_OPTIONS = {
@@ -21,5 +21,4 @@ RUN_STEP_OPTIONS = {
 
 @shared_task(**RUN_STEP_OPTIONS)
 def run_step(**kwargs: Any) -> str:
-    message = StepMessage.parse(kwargs)
-    return run_step_message(runtime.current(), message)
+    return run_step_message(runtime.current(), Ticket.parse(kwargs))

@@ -32,8 +32,7 @@ writes it as one statement of models.writer.
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,61 +76,7 @@ _ROW_COLUMNS = frozenset(COLUMNS) - {"context"}
 _PLAIN = RunMode.PLAIN.value
 
 
-@dataclass(frozen=True)
-class StepMessage:
-    outbox_id: int
-    execution_id: uuid.UUID
-    step_id: str
-    branch_key: str
-    attempt_group: int
-    attempt: int
-    limit_seconds: float
-    sent_at: float | None = None
-    mode: RunMode | None = None  # None: a ticket stored before tickets carried it
-    snapshot: dict[str, Any] | None = None
-
-    @classmethod
-    def parse(cls, kwargs: dict[str, Any]) -> StepMessage:
-        return cls(
-            outbox_id=int(kwargs["outbox_id"]),
-            execution_id=uuid.UUID(str(kwargs["execution_id"])),
-            step_id=str(kwargs["step_id"]),
-            branch_key=str(kwargs.get("branch_key") or ""),
-            attempt_group=int(kwargs.get("attempt_group", 1)),
-            attempt=int(kwargs.get("attempt", 1)),
-            limit_seconds=float(kwargs.get("limit_seconds", 300)),
-            sent_at=kwargs.get("sent_at"),
-            mode=_mode(kwargs.get("mode")),
-            snapshot=kwargs.get("snapshot"),
-        )
-
-    @property
-    def attempt_key(self) -> dict[str, Any]:
-        """The execution and step-run row this message names (tasks.locking.lock_execution)."""
-        return {
-            "execution_id": self.execution_id,
-            "step_id": self.step_id,
-            "branch_key": self.branch_key,
-            "attempt_group": self.attempt_group,
-            "attempt": self.attempt,
-        }
-
-    @property
-    def lock_key(self) -> str:
-        parts = (self.execution_id, self.step_id, self.branch_key, self.attempt_group, self.attempt)
-        return ":".join(str(part) for part in parts)
-
-
-def _mode(value: Any) -> RunMode | None:
-    """The ticket's mode; None for a ticket without one (or one this version does not
-    know), which the atomic path then asks the definition for."""
-    try:
-        return RunMode(value) if value else None
-    except ValueError:
-        return None
-
-
-def run_step_message(rt: runtime.Runtime, message: StepMessage) -> str:
+def run_step_message(rt: runtime.Runtime, message: Ticket) -> str:
     """Run the attempt a ticket names; returns what happened (for logs and tests)."""
     if message.sent_at:
         metrics.record_dispatch_latency(time.time() - float(message.sent_at))
@@ -147,7 +92,7 @@ def run_step_message(rt: runtime.Runtime, message: StepMessage) -> str:
 
 # --- checks shared by both ways -----------------------------------------------------------
 def _why_not_runnable(
-    execution: LockedExecution, run: RunState | None, message: StepMessage
+    execution: LockedExecution, run: RunState | None, message: Ticket
 ) -> str | None:
     if run is not None and run.status in FINISHED_RUNS:
         return "duplicate"
@@ -174,7 +119,7 @@ def _is_early(run: RunState | None, now: datetime) -> bool:
 Read = tuple[LockedExecution, RunState | None]
 
 
-def _admit(session: Session, message: StepMessage) -> Read | str:
+def _admit(session: Session, message: Ticket) -> Read | str:
     """Lock the execution row and read the attempt: what was read, or why the attempt
     does not run now (a ticket with nothing left to do is deleted and committed:
     resume and retry issue new ones; an early one stays for the relay)."""
@@ -196,7 +141,7 @@ def _admit(session: Session, message: StepMessage) -> Read | str:
 
 
 # --- atomic -------------------------------------------------------------------------------
-def _run_unlocked(rt: runtime.Runtime, message: StepMessage) -> str | None:
+def _run_unlocked(rt: runtime.Runtime, message: Ticket) -> str | None:
     """A PLAIN step first runs on an unlocked read and is written only if the row is
     unchanged since (compare-and-set on version and xmin); None when it must run
     under the lock instead (changed meanwhile, a retry, a duplicate: harmless, as
@@ -227,7 +172,7 @@ def _run_unlocked(rt: runtime.Runtime, message: StepMessage) -> str | None:
     return applied.label
 
 
-def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
+def _run_atomic(rt: runtime.Runtime, message: Ticket) -> str:
     """Run the step inside the transaction that locks its row and records its result."""
     with rt.unit_of_work() as uow:
         session = uow.session
@@ -250,7 +195,7 @@ def _run_atomic(rt: runtime.Runtime, message: StepMessage) -> str:
 
 
 def _run_and_record(
-    rt: runtime.Runtime, rec: Recording, read: Read, message: StepMessage, now: datetime
+    rt: runtime.Runtime, rec: Recording, read: Read, message: Ticket, now: datetime
 ) -> Applied:
     """Run an atomic step on the row read and record its result (not yet written)."""
     execution, run = read
@@ -267,7 +212,7 @@ def _begin(
     rt: runtime.Runtime,
     execution: LockedExecution,
     run: RunState | None,
-    message: StepMessage,
+    message: Ticket,
     now: datetime,
 ) -> StepAttempt:
     return StepAttempt.begin(
@@ -282,7 +227,7 @@ def _begin(
     )
 
 
-def _carried(message: StepMessage) -> Read | None:
+def _carried(message: Ticket) -> Read | None:
     """The execution as the previous step's write left it, from the message: no read.
     (The write's compare-and-set rejects it if the row changed since; and a step-run
     row of this attempt, which the read would have found, makes the write's INSERT
@@ -378,7 +323,7 @@ def _publish(rt: runtime.Runtime, rows: list[DispatchOutbox]) -> None:
 
 
 # --- effects ------------------------------------------------------------------------------
-def _run_with_effects(rt: runtime.Runtime, message: StepMessage) -> str:
+def _run_with_effects(rt: runtime.Runtime, message: Ticket) -> str:
     with rt.db_engine.connect() as connection:
         session = rt.session_factory(bind=connection)
         locked = False
@@ -409,7 +354,7 @@ def _has_ticket(session: Session, outbox_id: int) -> bool:
     return found is not None
 
 
-def _claim(rt: runtime.Runtime, session: Session, message: StepMessage) -> StepAttempt | str:
+def _claim(rt: runtime.Runtime, session: Session, message: Ticket) -> StepAttempt | str:
     """Commit the attempt as running (taking over a dead process's attempt if need be)."""
     read = _admit(session, message)
     if isinstance(read, str):
@@ -442,7 +387,7 @@ def _claim(rt: runtime.Runtime, session: Session, message: StepMessage) -> StepA
 
 
 def _perform_and_finish(
-    rt: runtime.Runtime, session: Session, message: StepMessage, attempt: StepAttempt
+    rt: runtime.Runtime, session: Session, message: Ticket, attempt: StepAttempt
 ) -> str:
     deadline = time.monotonic() + message.limit_seconds
     outcome = _work(rt, session, attempt, deadline=deadline, allow_effects=True)

@@ -137,7 +137,7 @@ def drive(rt: Any, *, rounds: int = 200, include_delayed: bool = False) -> list[
     """Run due tickets in-process until none is left; returns each task's outcome."""
     from models.execution import DispatchOutbox
     from tasks.dispatch import REDELIVERY_GRACE, Ticket
-    from tasks.steprun import StepMessage, run_step_message
+    from tasks.steprun import run_step_message
 
     outcomes: list[str] = []
     for _ in range(rounds):
@@ -157,7 +157,7 @@ def drive(rt: Any, *, rounds: int = 200, include_delayed: bool = False) -> list[
         for ticket in tickets:
             if include_delayed:
                 make_due(rt)
-            outcome = run_step_message(rt, StepMessage.parse(ticket.message()))
+            outcome = run_step_message(rt, Ticket.parse(ticket.message()))
             if outcome != "early":
                 outcomes.append(outcome)
                 progressed = True

@@ -52,9 +52,10 @@ def tickets_of(rt: Any, execution_id: str) -> list[Any]:
 
 
 def run_ticket(rt: Any, ticket: Any) -> str:
-    from tasks.steprun import StepMessage, run_step_message
+    from tasks.dispatch import Ticket
+    from tasks.steprun import run_step_message
 
-    return run_step_message(rt, StepMessage.parse(ticket.message()))
+    return run_step_message(rt, Ticket.parse(ticket.message()))
 
 
 def count_step_runs(rt: Any, execution_id: str) -> int:
@@ -122,16 +123,16 @@ def test_the_relay_publishes_unconsumed_tickets_and_rearms_them(admin: Any, rt: 
     publisher: Any = RecordingPublisher()
     now = datetime.now(UTC)
     relay_due_tickets(rt, publisher, now)
-    assert [t.execution_id for t in publisher.published if t.execution_id == execution_id] == []
+    assert [t for t in publisher.published if str(t.execution_id) == execution_id] == []
     later = now + timedelta(seconds=20)  # nobody consumed it within the grace period
     relay_due_tickets(rt, publisher, later)
-    assert [t.execution_id for t in publisher.published].count(execution_id) == 1
+    assert [str(t.execution_id) for t in publisher.published].count(execution_id) == 1
     relay_due_tickets(rt, publisher, later)  # re-armed: not again at once
-    assert [t.execution_id for t in publisher.published].count(execution_id) == 1
+    assert [str(t.execution_id) for t in publisher.published].count(execution_id) == 1
     drive(rt, include_delayed=True)
     assert execution(admin, execution_id)["status"] == "completed"
     relay_due_tickets(rt, publisher, later + timedelta(minutes=5))
-    assert [t.execution_id for t in publisher.published].count(execution_id) == 1  # consumed
+    assert [str(t.execution_id) for t in publisher.published].count(execution_id) == 1  # consumed
 
 
 def test_retries_with_backoff_create_one_step_run_per_attempt(
@@ -210,9 +211,9 @@ def test_a_live_attempt_is_left_to_its_owner(admin: Any, rt: Any, http_sink: Any
         "execution_ids"
     ]
     [ticket] = tickets_of(rt, execution_id)
-    from tasks.steprun import StepMessage
+    from tasks.dispatch import Ticket
 
-    key = StepMessage.parse(ticket.message()).lock_key
+    key = Ticket.parse(ticket.message()).lock_key
     with rt.db_engine.connect() as owner:
         owner.execute(text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), {"k": key})
         assert run_ticket(rt, ticket) == "busy"

@@ -86,7 +86,8 @@ def test_a_failing_branch_retries_then_routes_on_error(admin: Any, rt: Any, http
 
 
 def test_a_fan_out_paused_midway_finishes_after_resume(admin: Any, rt: Any, http_sink: Any) -> None:
-    from tasks.steprun import StepMessage, run_step_message
+    from tasks.dispatch import Ticket
+    from tasks.steprun import run_step_message
     from tests.integration.engine.conftest import API
     from tests.integration.engine.test_delivery_guarantees import tickets_of
 
@@ -95,7 +96,7 @@ def test_a_fan_out_paused_midway_finishes_after_resume(admin: Any, rt: Any, http
     [execution_id] = send_event(admin, event, {"n": 1})["execution_ids"]
     # Run only the fan-out, then pause: the branches' deliveries are spent as no-ops.
     [ticket] = tickets_of(rt, execution_id)
-    assert run_step_message(rt, StepMessage.parse(ticket.message())) == "fanned_out"
+    assert run_step_message(rt, Ticket.parse(ticket.message())) == "fanned_out"
     assert admin.post(f"{API}/executions/{execution_id}/pause").json["status"] == "paused"
     drive(rt)
     assert execution(admin, execution_id)["status"] == "paused"

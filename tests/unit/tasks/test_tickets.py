@@ -67,9 +67,9 @@ def test_a_ticket_carries_how_its_step_runs() -> None:
 
 
 def test_a_message_with_a_mode_this_version_does_not_know_asks_the_definition() -> None:
-    from tasks.steprun import StepMessage
+    from tasks.dispatch import Ticket
 
     base = {"outbox_id": 1, "execution_id": str(uuid.uuid4()), "step_id": "a"}
-    assert StepMessage.parse({**base, "mode": "plain"}).mode == "plain"
-    assert StepMessage.parse({**base, "mode": "teleport"}).mode is None
-    assert StepMessage.parse(base).mode is None
+    assert Ticket.parse({**base, "mode": "plain"}).mode == "plain"
+    assert Ticket.parse({**base, "mode": "teleport"}).mode is None
+    assert Ticket.parse(base).mode is None
