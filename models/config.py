@@ -88,6 +88,9 @@ class Settings:
     ai_timeout_seconds: float = 25.0
     ai_max_retries: int = 2
     ai_rate_limit: str = "30/minute"
+    # Signs the audit chain's head exported by GET /audit-logs/verify (HMAC-SHA256);
+    # empty: the head is exported unsigned, and the answer says so.
+    audit_signing_key: str = ""
 
     def __post_init__(self) -> None:
         # Every reader of the database URL (API, workers, beat) gets it from here.
@@ -117,6 +120,8 @@ class Settings:
             raise ConfigurationError(f"AI_PROVIDER must be one of {sorted(AI_PROVIDERS)}")
         if self.ai_timeout_seconds <= 0 or self.ai_max_retries < 0:
             raise ConfigurationError("AI_TIMEOUT_SECONDS must be > 0 and AI_MAX_RETRIES >= 0")
+        if self.audit_signing_key and len(self.audit_signing_key) < 32:
+            raise ConfigurationError("AUDIT_SIGNING_KEY must be at least 32 characters")
         if self.trusted_proxies < 0:
             raise ConfigurationError("TRUSTED_PROXIES must be >= 0")
         return self
@@ -186,6 +191,7 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "AI_TIMEOUT_SECONDS": ("ai_timeout_seconds", float),
     "AI_MAX_RETRIES": ("ai_max_retries", int),
     "AI_RATE_LIMIT": ("ai_rate_limit", str),
+    "AUDIT_SIGNING_KEY": ("audit_signing_key", str),
 }
 
 
