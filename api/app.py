@@ -122,6 +122,7 @@ RESOURCES = (
     "records",
     "events",
     "executions",
+    "streams",
     "approvals",
     "schedules",
     "analytics",

@@ -91,6 +91,12 @@ class Settings:
     # Signs the audit chain's head exported by GET /audit-logs/verify (HMAC-SHA256);
     # empty: the head is exported unsigned, and the answer says so.
     audit_signing_key: str = ""
+    # Live execution streams (api/streams): open streams per principal, the
+    # heartbeat interval, and where a host that does not serve them sends them
+    # (307): the API under sync workers points at the stream service; empty serves here.
+    stream_max_per_principal: int = 10
+    stream_heartbeat_seconds: float = 15.0
+    stream_redirect_url: str = ""
 
     def __post_init__(self) -> None:
         # Every reader of the database URL (API, workers, beat) gets it from here.
@@ -122,6 +128,10 @@ class Settings:
             raise ConfigurationError("AI_TIMEOUT_SECONDS must be > 0 and AI_MAX_RETRIES >= 0")
         if self.audit_signing_key and len(self.audit_signing_key) < 32:
             raise ConfigurationError("AUDIT_SIGNING_KEY must be at least 32 characters")
+        if self.stream_max_per_principal < 1 or self.stream_heartbeat_seconds <= 0:
+            raise ConfigurationError(
+                "STREAM_MAX_PER_PRINCIPAL must be >= 1 and STREAM_HEARTBEAT_SECONDS > 0"
+            )
         if self.trusted_proxies < 0:
             raise ConfigurationError("TRUSTED_PROXIES must be >= 0")
         return self
@@ -192,6 +202,9 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "AI_MAX_RETRIES": ("ai_max_retries", int),
     "AI_RATE_LIMIT": ("ai_rate_limit", str),
     "AUDIT_SIGNING_KEY": ("audit_signing_key", str),
+    "STREAM_MAX_PER_PRINCIPAL": ("stream_max_per_principal", int),
+    "STREAM_HEARTBEAT_SECONDS": ("stream_heartbeat_seconds", float),
+    "STREAM_REDIRECT_URL": ("stream_redirect_url", lambda text: text.strip().rstrip("/")),
 }
 
 

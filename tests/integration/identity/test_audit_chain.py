@@ -282,7 +282,7 @@ def test_the_migration_chains_the_entries_written_before_it(database_url: str) -
         config = alembic_config(url)
         command.upgrade(config, "0006")
         organizations = _two_organizations_with_old_entries(db_engine)
-        command.upgrade(config, "0007_i17_audit_chain")
+        command.upgrade(config, "0007_i17")
         factory = make_session_factory(db_engine)
         with factory() as session:
             for organization, count in organizations.items():
@@ -342,3 +342,21 @@ def _two_organizations_with_old_entries(db_engine: Any) -> dict[uuid.UUID, int]:
                 },
             )
     return {first: 3, second: 2}
+
+
+def test_an_entry_hashes_the_same_after_jsonb_gave_its_changes_back(app: Any, client: Any) -> None:
+    admin = register(client)
+    with app.extensions["iw"].session_factory() as session:
+        session.add(
+            AuditLog(
+                organization_id=uuid.UUID(admin.organization_id),
+                action="numbers",
+                resource_type="test",
+                changes={"whole": 1.0, "big": 1e20, "small": 1.5e-10, 7: "int key", "é": "ü"},
+            )
+        )
+        session.commit()
+
+    body = admin.get(VERIFY).json
+
+    assert body["valid"] is True, body["first_invalid"]
