@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 HEARTBEAT = b": heartbeat\n\n"
@@ -16,5 +17,10 @@ def retry_frame(milliseconds: int) -> bytes:
 def frame(event: str, data: Any, event_id: str | None = None) -> bytes:
     lines = [f"id: {event_id}"] if event_id is not None else []
     lines.append(f"event: {event}")
-    lines.append("data: " + json.dumps(data, default=str, separators=(",", ":")))
+    lines.append("data: " + json.dumps(data, default=_plain, separators=(",", ":")))
     return ("\n".join(lines) + "\n\n").encode()
+
+
+def _plain(value: Any) -> str:
+    """Times as the REST API writes them (ISO 8601); anything else as its text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
