@@ -124,8 +124,9 @@ def logs(
     --follow reads the API's live stream (GET /executions/{id}/events), resuming
     it if the connection drops, and polls the trace only when the stream cannot
     be used (an older server, or too many open streams). With --json, one JSON
-    object per line: each step attempt as it appears or changes, then the execution. The exit code is 0 whatever the execution's
-    outcome (1 when --timeout passes first).
+    object per line: each step attempt as it appears or changes, then the
+    execution. The exit code is 0 whatever the execution's outcome (1 when
+    --timeout passes first; while following, checked at each event or heartbeat).
     """
     follow_execution(ctx, _checked_id(execution_id), follow, interval, timeout)
 
