@@ -18,12 +18,17 @@ bind = os.environ.get("STREAM_BIND", f"127.0.0.1:{os.environ.get('STREAM_PORT', 
 workers = int(os.environ.get("STREAM_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("STREAM_THREADS", "300"))
-# Above `threads`: gthread keeps the surplus for idle keep-alive connections.
-worker_connections = threads + 100
+# No more connections than threads: an accepted connection beyond them would wait
+# for a thread that an endless stream never gives back, while another worker has
+# room. So no keep-alive either (a stream is one long request anyway).
+worker_connections = threads
+# Every thread may hold a Redis connection at once (authentication, rate limit,
+# stream slot) when many streams open together; the workers inherit this.
+os.environ.setdefault("REDIS_MAX_CONNECTIONS", str(threads + 20))
 timeout = 30
 # Open streams are cut at shutdown after this; clients resume with Last-Event-ID.
 graceful_timeout = 5
-keepalive = 5
+keepalive = 0
 # A recycled worker drops its streams (they resume), so recycle never by count.
 max_requests = 0
 preload_app = False

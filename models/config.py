@@ -74,6 +74,8 @@ class Settings:
     # Off only to measure the middleware's cost (bench/scrape.py).
     http_metrics_enabled: bool = True
     db_pool_size: int = 5
+    # Per process; the stream service's threads need more (gunicorn_streams.conf.py).
+    redis_max_connections: int = 100
     # Off behind a transaction-pooling proxy (pgbouncer pool_mode=transaction):
     # the step path's SQL-level prepared statements need session pooling.
     db_prepared_statements: bool = True
@@ -132,6 +134,8 @@ class Settings:
             raise ConfigurationError(
                 "STREAM_MAX_PER_PRINCIPAL must be >= 1 and STREAM_HEARTBEAT_SECONDS > 0"
             )
+        if self.redis_max_connections < 1:
+            raise ConfigurationError("REDIS_MAX_CONNECTIONS must be >= 1")
         if self.trusted_proxies < 0:
             raise ConfigurationError("TRUSTED_PROXIES must be >= 0")
         return self
@@ -192,6 +196,7 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "CELERY_METRICS_ENABLED": ("celery_metrics_enabled", _bool),
     "HTTP_METRICS_ENABLED": ("http_metrics_enabled", _bool),
     "DB_POOL_SIZE": ("db_pool_size", int),
+    "REDIS_MAX_CONNECTIONS": ("redis_max_connections", int),
     "DB_PREPARED_STATEMENTS": ("db_prepared_statements", _bool),
     "WORKER_CONCURRENCY": ("worker_concurrency", int),
     "AI_PROVIDER": ("ai_provider", lambda text: text.strip().lower()),
