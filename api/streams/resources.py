@@ -62,7 +62,9 @@ class ExecutionEvents(MethodView):
         event id is `<version>.<steps_at>`), and `event: end` when it finishes.
         Resume with `Last-Event-ID`: newer steps and state are read from the
         database first. A `: heartbeat` comment every `STREAM_HEARTBEAT_SECONDS`.
-        429 beyond `STREAM_MAX_PER_PRINCIPAL` open streams.
+        429 beyond `STREAM_MAX_PER_PRINCIPAL` open streams. The stream ends with
+        `event: expired` when the access token that opened it expires: reconnect
+        with a fresh one (and Last-Event-ID).
         """
         redirected = _redirect_elsewhere()
         if redirected is not None:
@@ -92,8 +94,8 @@ class ExecutionStream(MethodView):
         new status). `event: execution` per committed change (execution id,
         workflow, version, status, current step); a client that sees a version
         jump re-reads that execution. Resume with `Last-Event-ID`: executions
-        changed since are sent in their current state first. Heartbeats and the
-        per-principal limit as for one execution's events.
+        changed since are sent in their current state first. Heartbeats, the
+        per-principal limit and `event: expired` as for one execution's events.
         """
         redirected = _redirect_elsewhere()
         if redirected is not None:
@@ -145,6 +147,7 @@ def _open(organization_id: str, accepts: Any) -> service.Stream:
         subscription=subscription,
         slot=slot,
         heartbeat_seconds=config.stream_heartbeat_seconds,
+        expires_at=current_principal().token_expires_at,
     )
 
 

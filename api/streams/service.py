@@ -44,6 +44,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EXECUTION_CURSOR = re.compile(r"^(\d{1,12})(?:\.(\d{1,20}))?$")
 _LIST_CURSOR = re.compile(r"^\d{1,20}$")
 _FINISHED = frozenset(str(status) for status in FINISHED_STATES)
+EXPIRED = frame("expired", {"reason": "the access token expired: reconnect with a fresh one"})
 
 
 class BadCursor(ValueError):
@@ -67,15 +68,28 @@ class Stream:
     subscription: Subscription
     slot: StreamSlot
     heartbeat_seconds: float
+    # When the caller's access token expires (None: an API key). The stream ends
+    # then (`event: expired`): a client reconnects with a fresh token, so a stream
+    # never outlives the credentials that opened it.
+    expires_at: datetime | None = None
     closed: bool = False
 
     def next_item(self) -> Change | Lost | None:
         """The next change (or LOST); None after a heartbeat's worth of silence."""
         try:
-            return self.subscription.queue.get(timeout=self.heartbeat_seconds)
+            return self.subscription.queue.get(timeout=self._wait_seconds())
         except queue.Empty:
             self.slot.refresh()
             return None
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and datetime.now(UTC) >= self.expires_at
+
+    def _wait_seconds(self) -> float:
+        if self.expires_at is None:
+            return self.heartbeat_seconds
+        left = (self.expires_at - datetime.now(UTC)).total_seconds()
+        return max(0.0, min(self.heartbeat_seconds, left))
 
     def close(self) -> None:
         """Idempotent: the body's end and the response's close both call it."""
@@ -115,6 +129,9 @@ def execution_events(
         finished = yield from _catch_up_execution(stream.sessions, execution_id, cursor)
         while not finished:
             item = stream.next_item()
+            if stream.expired():
+                yield EXPIRED
+                return
             if item is None:
                 yield HEARTBEAT
             elif isinstance(item, Lost) or item.version > cursor.version:
@@ -231,6 +248,9 @@ def execution_list_events(
             last_at = yield from _catch_up_list(stream, organization_id, filters, since, sent)
         while True:
             item = stream.next_item()
+            if stream.expired():
+                yield EXPIRED
+                return
             if item is None:
                 yield HEARTBEAT
             elif isinstance(item, Lost):

@@ -168,10 +168,13 @@ def _follow_stream(
     """The execution once it finishes or parks; None when the stream cannot be used."""
     last_event_id: str | None = None
     status = "pending"
-    for attempt in range(STREAM_RESUMES + 1):
+    drops = 0  # in a row: a connection that delivered an event starts the count again
+    while drops <= STREAM_RESUMES:
         try:
             with ctx.client.stream(f"/executions/{execution_id}/events", last_event_id) as events:
                 for event in events:
+                    if event.type != "heartbeat":
+                        drops = 0
                     if event.type == "step":
                         _emit_if_new(ctx, printed, event.data)
                     elif event.type == "execution":
@@ -181,13 +184,15 @@ def _follow_stream(
                     elif event.type == "end":
                         return _emit_final(ctx, execution_id)
                     _check_deadline(execution_id, status, deadline, timeout)
+            # Closed without `end` (the token expired, the server restarted): resume.
         except ApiError as exc:
             if exc.status in _CALLER_REFUSED:
                 raise
             click.echo(f"live stream unavailable ({exc.api_message}): polling", err=True)
             return None
         except UnreachableError:
-            time.sleep(min(0.2 * 2**attempt, 5.0))  # dropped: resume from the last event
+            time.sleep(min(0.2 * 2**drops, 5.0))  # dropped: resume from the last event
+        drops += 1
         _check_deadline(execution_id, status, deadline, timeout)
     click.echo("live stream keeps dropping: polling", err=True)
     return None

@@ -395,3 +395,34 @@ def test_a_host_that_does_not_serve_streams_redirects_to_the_one_that_does(
     assert response.headers["Location"] == (
         "http://streams:8081/api/v1/executions/stream?status=running"
     )
+
+
+def test_a_stream_ends_when_the_access_token_that_opened_it_expires(
+    engine_settings: dict[str, Any],
+) -> None:
+    from datetime import timedelta
+
+    from api.app import create_app
+
+    application = create_app(
+        {
+            **engine_settings,
+            "access_token_ttl": timedelta(seconds=2),
+            "stream_heartbeat_seconds": 30.0,
+        }
+    )
+    try:
+        caller = register(application.test_client())
+        response = application.test_client().get(
+            f"{API}/executions/stream", headers=caller.headers, buffered=False
+        )
+        started = time.monotonic()
+        body = b"".join(response.response)  # returns once the server ends the stream
+        took = time.monotonic() - started
+        response.close()
+    finally:
+        application.extensions["iw"].dispose()
+
+    assert response.status_code == 200
+    assert b"event: expired" in body
+    assert took < 5  # well before the 30 s heartbeat
