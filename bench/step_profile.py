@@ -615,6 +615,8 @@ def run_with_worker(args: argparse.Namespace) -> None:
     from sqlalchemy import text
 
     database_url = throwaway_database("iw_stepprof")
+    listener = execution_notify(database_url, args.notify)
+    print(f"execution notify trigger: {args.notify}")
     broker = redis.Redis.from_url(BROKER_URL)
     broker.flushdb()
     worker = None
@@ -696,6 +698,9 @@ def run_with_worker(args: argparse.Namespace) -> None:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
+        if listener is not None:
+            print(f"notifications received: {drain_notifications(listener)}")
+            listener.close()
         broker.flushdb()
         if args.profile and worker is not None:
             print_worker_profiles(profile_dir)
@@ -842,7 +847,7 @@ def main() -> None:
         "--notify",
         choices=("on", "off", "listened"),
         default="on",
-        help="the live streams' trigger on executions (in process only; see execution_notify)",
+        help="the live streams' trigger on executions (see execution_notify)",
     )
     parser.add_argument(
         "--worker-args", default="", help='extra worker options, e.g. "--prefetch-multiplier 8"'
