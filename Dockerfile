@@ -26,7 +26,7 @@ RUN apt-get update \
     && mkdir -p /var/lib/iw/metrics && chown -R iw /var/lib/iw
 
 WORKDIR /app
-COPY setup.cfg pyproject.toml README.md alembic.ini gunicorn.conf.py ./
+COPY setup.cfg pyproject.toml README.md alembic.ini gunicorn.conf.py gunicorn_streams.conf.py ./
 COPY api ./api
 COPY engine ./engine
 COPY models ./models

@@ -64,7 +64,11 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
             db_engine=db_engine,
             autocommit_engine=_db_engine(settings, autocommit=True),
             session_factory=make_session_factory(db_engine),
-            redis=instrumented_redis(settings.redis_url, socket_timeout=5),
+            redis=instrumented_redis(
+                settings.redis_url,
+                socket_timeout=5,
+                max_connections=settings.redis_max_connections,
+            ),
         ),
     )
     if settings.trusted_proxies:
@@ -122,6 +126,7 @@ RESOURCES = (
     "records",
     "events",
     "executions",
+    "streams",
     "approvals",
     "schedules",
     "analytics",

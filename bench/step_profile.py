@@ -72,7 +72,8 @@ from harness import (
     worker_flags,
 )
 
-BROKER_URL = "redis://127.0.0.1:6379/3"
+# BENCH_BROKER_URL: a Redis DB of your own (it is flushed before and after).
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/3")
 EVENT = "bench.noop"
 STEPS = 5
 LAUNCH_BATCH = 50
@@ -422,8 +423,46 @@ def summarise(
     )
 
 
+def execution_notify(database_url: str, mode: str) -> Any:
+    """--notify: `off` drops the trigger that feeds the live streams (migration 0007_i17),
+    `listened` also holds a LISTEN connection on its channel, as a stream host does
+    (returned, to be closed); `on` leaves it as migrated, with nobody listening."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = psycopg2.connect(dsn)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        if mode == "off":
+            cursor.execute("DROP TRIGGER iw_executions_notify_insert ON executions")
+            cursor.execute("DROP TRIGGER iw_executions_notify_update ON executions")
+        elif mode == "listened":
+            cursor.execute("LISTEN iw_executions")
+            return connection
+    connection.close()
+    return None
+
+
+def drain_notifications(listener: Any) -> int:
+    """What the LISTEN connection received (and drops): one per committed change."""
+    import select
+
+    if listener is None:
+        return 0
+    received = 0
+    # Until half a second passes without one: the server sends them as it can.
+    while select.select([listener], [], [], 0.5)[0]:
+        listener.poll()
+        received += len(listener.notifies)
+        listener.notifies.clear()
+    return received
+
+
 def run_in_process(args: argparse.Namespace) -> None:
     database_url = throwaway_database("iw_stepprof")
+    listener = execution_notify(database_url, args.notify)
+    print(f"execution notify trigger: {args.notify}")
     broker = redis.Redis.from_url(BROKER_URL)
     broker.flushdb()
     try:
@@ -440,6 +479,7 @@ def run_in_process(args: argparse.Namespace) -> None:
         # Warm up: connections, caches, compiled statements.
         queue.extend(launch(rt, workflow_row, args.warmup))
         drain(rt, queue, run)
+        drain_notifications(listener)
         launched = args.warmup
         for round_ in range(args.repeat):
             queue.extend(launch(rt, workflow_row, args.n))
@@ -462,6 +502,8 @@ def run_in_process(args: argparse.Namespace) -> None:
             if profiler is not None:
                 stop_profiler(profiler, args.profile)
             summarise(f"run {round_ + 1}", times, cpu, db_cpu, counter)
+            if listener is not None:
+                print(f"  notifications received: {drain_notifications(listener)}")
             if phases is not None:
                 phases.report(len(times))
             unexpected = {o for o in outcomes if o not in {"completed"}}
@@ -472,6 +514,8 @@ def run_in_process(args: argparse.Namespace) -> None:
             floor_in_process(database_url, args.n * STEPS)
         rt.dispose()
     finally:
+        if listener is not None:
+            listener.close()
         broker.flushdb()
         from models.migration import drop_database
 
@@ -572,6 +616,8 @@ def run_with_worker(args: argparse.Namespace) -> None:
     from sqlalchemy import text
 
     database_url = throwaway_database("iw_stepprof")
+    listener = execution_notify(database_url, args.notify)
+    print(f"execution notify trigger: {args.notify}")
     broker = redis.Redis.from_url(BROKER_URL)
     broker.flushdb()
     worker = None
@@ -653,6 +699,9 @@ def run_with_worker(args: argparse.Namespace) -> None:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
+        if listener is not None:
+            print(f"notifications received: {drain_notifications(listener)}")
+            listener.close()
         broker.flushdb()
         if args.profile and worker is not None:
             print_worker_profiles(profile_dir)
@@ -795,6 +844,12 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--celery", action="store_true")
     parser.add_argument("-c", type=int, default=2, help="worker processes (--celery)")
+    parser.add_argument(
+        "--notify",
+        choices=("on", "off", "listened"),
+        default="on",
+        help="the live streams' trigger on executions (see execution_notify)",
+    )
     parser.add_argument(
         "--worker-args", default="", help='extra worker options, e.g. "--prefetch-multiplier 8"'
     )

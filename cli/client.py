@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from cli.config import StoredSession
 from cli.errors import ApiError, UnreachableError, api_error
+from cli.sse import ServerEvent, parse
 
 API_PREFIX = "/api/v1"
+# A stream's server sends a heartbeat every 15 s by default: silence for this
+# long means the connection is gone.
+STREAM_READ_TIMEOUT = 45.0
 LOGIN_HINT = "run `iwctl login` (or set IWCTL_API_KEY)"
 
 
@@ -90,6 +96,61 @@ class ApiClient:
                 method, path, json=json, params=clean, headers=headers, authenticated=authenticated
             )
         return self._result(response)
+
+    @contextmanager
+    def stream(
+        self, path: str, last_event_id: str | None = None
+    ) -> Iterator[Iterator[ServerEvent]]:
+        """The events of a text/event-stream endpoint. Follows the API's 307 to its stream
+        service (credentials go along only to the API's own host name) and refreshes
+        the session once on a 401, like request()."""
+        url = self.api_url + API_PREFIX + path
+        refreshed = False
+        for _ in range(4):
+            headers = {"Accept": "text/event-stream", **self._credentials()}
+            if last_event_id:
+                headers["Last-Event-ID"] = last_event_id
+            response = self._open(url, headers)
+            if response.status_code in {307, 308} and "location" in response.headers:
+                response.close()
+                url = self._stream_location(url, response.headers["location"])
+                continue
+            if response.status_code == 401 and self._can_refresh() and not refreshed:
+                response.close()
+                self._refresh()
+                refreshed = True
+                continue
+            if not response.is_success:
+                response.read()
+                response.close()
+                raise self._error(response)
+            try:
+                yield parse(_lines(response, self.api_url))
+            finally:
+                response.close()
+            return
+        raise UnreachableError(f"too many redirects opening the stream at {url}")
+
+    def _open(self, url: str, headers: Mapping[str, str]) -> httpx.Response:
+        timeout = httpx.Timeout(10.0, read=STREAM_READ_TIMEOUT)
+        try:
+            return self._http.send(
+                self._http.build_request("GET", url, headers=headers, timeout=timeout),
+                stream=True,
+            )
+        except httpx.TimeoutException as exc:
+            raise UnreachableError(f"the API at {self.api_url} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise UnreachableError(f"cannot reach API at {self.api_url}: {_reason(exc)}") from exc
+
+    def _stream_location(self, url: str, location: str) -> str:
+        target = urljoin(url, location)
+        if urlsplit(target).hostname != urlsplit(self.api_url).hostname:
+            raise UnreachableError(
+                f"the API sent the stream to another host ({target}); credentials are not"
+                " sent there"
+            )
+        return target
 
     def _send(
         self,
@@ -170,6 +231,16 @@ class ApiClient:
         elif response.status_code == 429 and response.headers.get("Retry-After"):
             hint = f"try again in {response.headers['Retry-After']}s"
         return api_error(response.status_code, message, errors, hint)
+
+
+def _lines(response: httpx.Response, api_url: str) -> Iterator[str]:
+    """The stream's lines; a dropped connection or a silent server as UnreachableError."""
+    try:
+        yield from response.iter_lines()
+    except httpx.TimeoutException as exc:
+        raise UnreachableError(f"the stream from {api_url} went silent") from exc
+    except httpx.HTTPError as exc:
+        raise UnreachableError(f"the stream from {api_url} dropped: {_reason(exc)}") from exc
 
 
 def _reason(exc: httpx.HTTPError) -> str:

@@ -7,6 +7,7 @@
 3  the API or the connection failed or refused the caller: cannot reach the
    API, timeouts, 401/403 (not logged in, bad or expired credentials, missing
    permission), 429, 5xx, an answer that is not the API's
+4  a check found a problem: `iwctl audit verify` found the audit chain broken
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import click
 EXIT_USER = 1
 EXIT_USAGE = 2
 EXIT_API = 3
+EXIT_CHECK_FAILED = 4
 # API answers about the request itself: fixing the input fixes them.
 REQUEST_STATUSES = frozenset({400, 404, 409, 413, 422})
 
@@ -72,6 +74,12 @@ class ApiRequestError(ApiError):
 def api_error(status: int, message: str, errors: Any = None, hint: str | None = None) -> ApiError:
     kind = ApiRequestError if status in REQUEST_STATUSES else ApiError
     return kind(status, message, errors, hint)
+
+
+class CheckFailed(CliError):
+    """The request succeeded and what it checked is wrong (a broken audit chain)."""
+
+    exit_code = EXIT_CHECK_FAILED
 
 
 class UnreachableError(CliError):

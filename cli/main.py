@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 bad input (file, JSON, definition, or an API answer
 about the request: 400/404/409/413/422), 2 usage, 3 API or network failure
-(unreachable, timeout, 401/403, 429, 5xx). See cli.errors.
+(unreachable, timeout, 401/403, 429, 5xx), 4 a check found a problem (a broken
+audit chain). See cli.errors.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import click
 
 from cli.commands.approvals import approvals
+from cli.commands.audit import audit
 from cli.commands.events import events
 from cli.commands.executions import executions, logs
 from cli.commands.session import login, logout, whoami
@@ -43,7 +45,8 @@ def cli(ctx: click.Context) -> None:
       IWCTL_CONFIG                session file (default ~/.config/iwctl/config.json)
     \b
     Exit codes: 0 ok, 1 bad input or refused request (400/404/409/422),
-    2 usage, 3 API unreachable or failing, or credentials refused (401/403/429/5xx).
+    2 usage, 3 API unreachable or failing, or credentials refused (401/403/429/5xx),
+    4 a check found a problem (`audit verify`: the audit chain is broken).
     """
     context = ctx.ensure_object(Context)
     ctx.call_on_close(context.close)
@@ -63,7 +66,7 @@ for command in (
     logs,
 ):
     cli.add_command(command)
-for group in (events, executions, approvals, templates):
+for group in (events, executions, approvals, templates, audit):
     cli.add_command(group)
 
 

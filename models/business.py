@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, created_at, updated_at, uuid_pk
@@ -60,6 +60,15 @@ class AuditLog(Base):
     __table_args__ = (
         Index("ix_audit_logs_org_created", "organization_id", "created_at"),
         Index("ix_audit_logs_org_action", "organization_id", "action"),
+        # One entry per place in an organization's chain (models.audit_chain); the
+        # entries without an organization are one chain too, hence NULLS NOT DISTINCT.
+        Index(
+            "uq_audit_logs_org_chain_position",
+            "organization_id",
+            "chain_position",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -80,3 +89,7 @@ class AuditLog(Base):
     ip_address: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = created_at()
+    # The hash chain (models.audit_chain), set when the entry is flushed.
+    chain_position: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))

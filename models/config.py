@@ -74,6 +74,8 @@ class Settings:
     # Off only to measure the middleware's cost (bench/scrape.py).
     http_metrics_enabled: bool = True
     db_pool_size: int = 5
+    # Per process; the stream service's threads need more (gunicorn_streams.conf.py).
+    redis_max_connections: int = 100
     # Off behind a transaction-pooling proxy (pgbouncer pool_mode=transaction):
     # the step path's SQL-level prepared statements need session pooling.
     db_prepared_statements: bool = True
@@ -88,6 +90,15 @@ class Settings:
     ai_timeout_seconds: float = 25.0
     ai_max_retries: int = 2
     ai_rate_limit: str = "30/minute"
+    # Signs the audit chain's head exported by GET /audit-logs/verify (HMAC-SHA256);
+    # empty: the head is exported unsigned, and the answer says so.
+    audit_signing_key: str = ""
+    # Live execution streams (api/streams): open streams per principal, the
+    # heartbeat interval, and where a host that does not serve them sends them
+    # (307): the API under sync workers points at the stream service; empty serves here.
+    stream_max_per_principal: int = 10
+    stream_heartbeat_seconds: float = 15.0
+    stream_redirect_url: str = ""
 
     def __post_init__(self) -> None:
         # Every reader of the database URL (API, workers, beat) gets it from here.
@@ -117,6 +128,14 @@ class Settings:
             raise ConfigurationError(f"AI_PROVIDER must be one of {sorted(AI_PROVIDERS)}")
         if self.ai_timeout_seconds <= 0 or self.ai_max_retries < 0:
             raise ConfigurationError("AI_TIMEOUT_SECONDS must be > 0 and AI_MAX_RETRIES >= 0")
+        if self.audit_signing_key and len(self.audit_signing_key) < 32:
+            raise ConfigurationError("AUDIT_SIGNING_KEY must be at least 32 characters")
+        if self.stream_max_per_principal < 1 or self.stream_heartbeat_seconds <= 0:
+            raise ConfigurationError(
+                "STREAM_MAX_PER_PRINCIPAL must be >= 1 and STREAM_HEARTBEAT_SECONDS > 0"
+            )
+        if self.redis_max_connections < 1:
+            raise ConfigurationError("REDIS_MAX_CONNECTIONS must be >= 1")
         if self.trusted_proxies < 0:
             raise ConfigurationError("TRUSTED_PROXIES must be >= 0")
         return self
@@ -177,6 +196,7 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "CELERY_METRICS_ENABLED": ("celery_metrics_enabled", _bool),
     "HTTP_METRICS_ENABLED": ("http_metrics_enabled", _bool),
     "DB_POOL_SIZE": ("db_pool_size", int),
+    "REDIS_MAX_CONNECTIONS": ("redis_max_connections", int),
     "DB_PREPARED_STATEMENTS": ("db_prepared_statements", _bool),
     "WORKER_CONCURRENCY": ("worker_concurrency", int),
     "AI_PROVIDER": ("ai_provider", lambda text: text.strip().lower()),
@@ -186,6 +206,10 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "AI_TIMEOUT_SECONDS": ("ai_timeout_seconds", float),
     "AI_MAX_RETRIES": ("ai_max_retries", int),
     "AI_RATE_LIMIT": ("ai_rate_limit", str),
+    "AUDIT_SIGNING_KEY": ("audit_signing_key", str),
+    "STREAM_MAX_PER_PRINCIPAL": ("stream_max_per_principal", int),
+    "STREAM_HEARTBEAT_SECONDS": ("stream_heartbeat_seconds", float),
+    "STREAM_REDIRECT_URL": ("stream_redirect_url", lambda text: text.strip().rstrip("/")),
 }
 
 

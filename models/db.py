@@ -14,6 +14,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from models.audit_chain import link_new_entries
 from models.config import normalize_database_url
 
 # A pooled connection is pinged (one round trip) before use only when it looks
@@ -87,7 +88,10 @@ def _server_spoke(dbapi_connection: Any) -> bool:
 
 
 def make_session_factory(db_engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=db_engine, expire_on_commit=False, autoflush=True)
+    factory = sessionmaker(bind=db_engine, expire_on_commit=False, autoflush=True)
+    # Audit entries join their organization's hash chain in the flush that writes them.
+    event.listen(factory, "before_flush", link_new_entries)
+    return factory
 
 
 class UnitOfWork:

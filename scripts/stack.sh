@@ -17,6 +17,7 @@ mkdir -p "$RUN" "$LOG"
 
 if [ -f "$ENV_FILE" ]; then set -a; . "$ENV_FILE"; set +a; fi
 export API_PORT=${API_PORT:-8080}
+export STREAM_PORT=${STREAM_PORT:-8081}
 export WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-9808}
 export FLOWER_PORT=${FLOWER_PORT:-5555}
 export PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
@@ -54,10 +55,12 @@ stop() {
 
 wait_ready() {
   for _ in $(seq 1 60); do
-    if curl -fsS "http://127.0.0.1:$API_PORT/ready" >/dev/null 2>&1; then return 0; fi
+    if curl -fsS "http://127.0.0.1:$API_PORT/ready" >/dev/null 2>&1 \
+      && curl -fsS "http://127.0.0.1:$STREAM_PORT/ready" >/dev/null 2>&1; then return 0; fi
     sleep 0.5
   done
-  echo "the API did not become ready; see var/log/api.log and: curl http://127.0.0.1:$API_PORT/ready" >&2
+  echo "the API or the stream service did not become ready; see var/log/api.log, var/log/streams.log and:" \
+    "curl http://127.0.0.1:$API_PORT/ready http://127.0.0.1:$STREAM_PORT/ready" >&2
   curl -sS "http://127.0.0.1:$API_PORT/ready" >&2 || true
   return 1
 }
@@ -136,8 +139,14 @@ up() {
   echo "starting processes"
   # One metrics directory per serving host; it must exist before any process imports the metrics.
   mkdir -p "$VAR/metrics/api" "$VAR/metrics/worker"
+  mkdir -p "$VAR/metrics/streams"
+  # The live streams (SSE) run on gthread workers of their own (gunicorn_streams.conf.py);
+  # the API's sync workers answer those routes with a 307 to them.
+  export PROMETHEUS_MULTIPROC_DIR="$VAR/metrics/streams"
+  start streams env -u STREAM_REDIRECT_URL "$BIN/gunicorn" -c gunicorn_streams.conf.py "api.wsgi:app"
   export PROMETHEUS_MULTIPROC_DIR="$VAR/metrics/api"
-  start api "$BIN/gunicorn" -c gunicorn.conf.py "api.wsgi:app"
+  start api env STREAM_REDIRECT_URL="${STREAM_PUBLIC_URL:-http://127.0.0.1:$STREAM_PORT}" \
+    "$BIN/gunicorn" -c gunicorn.conf.py "api.wsgi:app"
   export PROMETHEUS_MULTIPROC_DIR="$VAR/metrics/worker"
   start worker "$BIN/celery" -A workers.app worker --loglevel INFO --concurrency "$WORKER_CONCURRENCY" \
     -n "worker@%h" --without-gossip --without-mingle
@@ -176,6 +185,7 @@ up() {
 
 Intelligent Workflows is up.
   API         http://127.0.0.1:$API_PORT/api/v1   (docs: /api/v1/docs, health: /ready, metrics: /metrics)
+  streams     http://127.0.0.1:$STREAM_PORT   (live execution updates; the API redirects there)
   worker      metrics on http://127.0.0.1:$WORKER_METRICS_PORT/metrics
   Flower      http://127.0.0.1:$FLOWER_PORT
   Prometheus  http://127.0.0.1:$PROMETHEUS_PORT (if installed)
@@ -199,13 +209,13 @@ MSG
 }
 
 down() {
-  for name in alertmanager prometheus "${EXPORTER_NAMES[@]}" flower beat worker api; do
+  for name in alertmanager prometheus "${EXPORTER_NAMES[@]}" flower beat worker api streams; do
     stop "$name"
   done
 }
 
 status() {
-  for name in api worker beat flower "${EXPORTER_NAMES[@]}" prometheus alertmanager; do
+  for name in api streams worker beat flower "${EXPORTER_NAMES[@]}" prometheus alertmanager; do
     if is_running "$name"; then echo "$name: running (pid $(cat "$RUN/$name.pid"))"; else echo "$name: stopped"; fi
   done
 }

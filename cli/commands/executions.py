@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cli.context import Context, common_options, pass_context
-from cli.errors import UserError
+from cli.errors import ApiError, UnreachableError, UserError
 from cli.output import (
     Column,
     emit_fields,
@@ -24,6 +24,10 @@ STATUSES = ("pending", "running", "waiting", "paused", "completed", "failed", "c
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 # Nothing changes without a person or an outside event: `--follow` stops here too.
 PARKED = frozenset({"waiting", "paused"})
+# A dropped stream is resumed (Last-Event-ID) this many times before --follow polls.
+STREAM_RESUMES = 5
+# Refusals a poll would meet too: reported as they are, not worked around.
+_CALLER_REFUSED = frozenset({401, 403})
 
 EXECUTION_COLUMNS: list[Column] = [
     ("ID", lambda e: e["id"]),
@@ -101,13 +105,13 @@ def trace_execution(ctx: Context, execution_id: str) -> None:
 
 @click.command()
 @click.argument("execution_id")
-@click.option("--follow", "-f", is_flag=True, help="Keep polling until the execution finishes.")
+@click.option("--follow", "-f", is_flag=True, help="Keep following until the execution finishes.")
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.1),
     default=1.0,
     show_default=True,
-    help="Seconds between polls.",
+    help="Seconds between polls, when the live stream cannot be used.",
 )
 @click.option("--timeout", type=click.FloatRange(min=0), help="Give up (exit 1) after seconds.")
 @common_options
@@ -115,11 +119,14 @@ def trace_execution(ctx: Context, execution_id: str) -> None:
 def logs(
     ctx: Context, execution_id: str, follow: bool, interval: float, timeout: float | None
 ) -> None:
-    """Print an execution's steps as they run (--follow polls until it finishes).
+    """Print an execution's steps as they run (--follow: until it finishes).
 
-    With --json, one JSON object per line: each step attempt as it appears or
-    changes, then the execution. The exit code is 0 whatever the execution's
-    outcome (1 when --timeout passes first).
+    --follow reads the API's live stream (GET /executions/{id}/events), resuming
+    it if the connection drops, and polls the trace only when the stream cannot
+    be used (an older server, or too many open streams). With --json, one JSON
+    object per line: each step attempt as it appears or changes, then the
+    execution. The exit code is 0 whatever the execution's outcome (1 when
+    --timeout passes first; while following, checked at each event or heartbeat).
     """
     follow_execution(ctx, _checked_id(execution_id), follow, interval, timeout)
 
@@ -131,25 +138,84 @@ def follow_execution(
     interval: float = 1.0,
     timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Poll the trace, printing step attempts that are new or changed; the final execution."""
+    """Print step attempts that are new or changed, then the final execution: from the
+    live stream when following, else (or when it cannot be used) from the trace."""
     deadline = None if timeout is None else time.monotonic() + timeout
     printed: dict[str, tuple[Any, ...]] = {}
+    if follow:
+        finished = _follow_stream(ctx, execution_id, printed, deadline, timeout)
+        if finished is not None:
+            return finished
     while True:
         trace = ctx.client.get(f"/executions/{execution_id}/trace")
         for step in trace["steps"]:
-            state = (step["status"], step.get("attempt"), step.get("completed_at"))
-            if printed.get(step["id"]) != state:
-                printed[step["id"]] = state
-                _emit_step(ctx, step)
+            _emit_if_new(ctx, printed, step)
         execution = trace["execution"]
         if execution["status"] in FINISHED | PARKED or not follow:
             _emit_end(ctx, execution)
             return dict(execution)
-        if deadline is not None and time.monotonic() >= deadline:
-            raise UserError(
-                f"execution {execution_id} is still {execution['status']} after {timeout:g}s"
-            )
+        _check_deadline(execution_id, execution["status"], deadline, timeout)
         time.sleep(interval)
+
+
+def _follow_stream(
+    ctx: Context,
+    execution_id: str,
+    printed: dict[str, tuple[Any, ...]],
+    deadline: float | None,
+    timeout: float | None,
+) -> dict[str, Any] | None:
+    """The execution once it finishes or parks; None when the stream cannot be used."""
+    last_event_id: str | None = None
+    status = "pending"
+    drops = 0  # in a row: a connection that delivered an event starts the count again
+    while drops <= STREAM_RESUMES:
+        try:
+            with ctx.client.stream(f"/executions/{execution_id}/events", last_event_id) as events:
+                for event in events:
+                    if event.type != "heartbeat":
+                        drops = 0
+                    if event.type == "step":
+                        _emit_if_new(ctx, printed, event.data)
+                    elif event.type == "execution":
+                        last_event_id, status = event.id or last_event_id, event.data["status"]
+                        if status in FINISHED | PARKED:
+                            return _emit_final(ctx, execution_id)
+                    elif event.type == "end":
+                        return _emit_final(ctx, execution_id)
+                    _check_deadline(execution_id, status, deadline, timeout)
+            # Closed without `end` (the token expired, the server restarted): resume.
+        except ApiError as exc:
+            if exc.status in _CALLER_REFUSED:
+                raise
+            click.echo(f"live stream unavailable ({exc.api_message}): polling", err=True)
+            return None
+        except UnreachableError:
+            time.sleep(min(0.2 * 2**drops, 5.0))  # dropped: resume from the last event
+        drops += 1
+        _check_deadline(execution_id, status, deadline, timeout)
+    click.echo("live stream keeps dropping: polling", err=True)
+    return None
+
+
+def _emit_if_new(ctx: Context, printed: dict[str, tuple[Any, ...]], step: dict[str, Any]) -> None:
+    state = (step["status"], step.get("attempt"), step.get("completed_at"))
+    if printed.get(step["id"]) != state:
+        printed[step["id"]] = state
+        _emit_step(ctx, step)
+
+
+def _emit_final(ctx: Context, execution_id: str) -> dict[str, Any]:
+    execution = ctx.client.get(f"/executions/{execution_id}")
+    _emit_end(ctx, execution)
+    return dict(execution)
+
+
+def _check_deadline(
+    execution_id: str, status: str, deadline: float | None, timeout: float | None
+) -> None:
+    if deadline is not None and timeout is not None and time.monotonic() >= deadline:
+        raise UserError(f"execution {execution_id} is still {status} after {timeout:g}s")
 
 
 def _emit_step(ctx: Context, step: dict[str, Any]) -> None:

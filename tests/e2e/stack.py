@@ -58,12 +58,17 @@ class Stack:
     worker_concurrency: int = 2
     extra_env: Mapping[str, str] = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
+    stream_port: int = field(default_factory=free_port)
     worker_metrics_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def stream_url(self) -> str:
+        return f"http://127.0.0.1:{self.stream_port}"
 
     def env(self, metrics_dir: Path | None = None) -> dict[str, str]:
         env = {
@@ -115,6 +120,19 @@ class Stack:
             self.env(self.workdir / "metrics-api"),
         )
 
+    def start_streams(self) -> None:
+        """The stream service (gthread workers), and the API sending its stream routes
+        there: call before start_api()."""
+        env = self.env(self.workdir / "metrics-streams")
+        env.update({"STREAM_PORT": str(self.stream_port), "STREAM_WORKERS": "1"})
+        env.pop("STREAM_REDIRECT_URL", None)
+        self._spawn(
+            "streams",
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn_streams.conf.py"), "api.wsgi:app"],
+            env,
+        )
+        self.extra_env = {**self.extra_env, "STREAM_REDIRECT_URL": self.stream_url}
+
     def start_worker(self, name: str = "worker") -> None:
         self._spawn(
             name,
@@ -152,9 +170,11 @@ class Stack:
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
+        urls = [self.api_url] + ([self.stream_url] if "streams" in self.processes else [])
+
         def ready() -> bool:
             self.check_alive()
-            return httpx.get(f"{self.api_url}/ready", timeout=2).status_code == 200
+            return all(httpx.get(f"{url}/ready", timeout=2).status_code == 200 for url in urls)
 
         wait_until(ready, timeout, what="API /ready")
 

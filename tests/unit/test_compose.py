@@ -13,6 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {
     "api",
+    "streams",
     "worker",
     "beat",
     "flower",
@@ -38,6 +39,7 @@ EXPECTED_PORTS = {
 }
 HEALTHCHECKED = {
     "api",
+    "streams",
     "worker",
     "beat",
     "flower",
@@ -100,7 +102,8 @@ def test_every_mounted_host_path_exists(compose: dict[str, Any]) -> None:
 def test_app_services_run_commands_that_exist(compose: dict[str, Any]) -> None:
     assert (ROOT / "Dockerfile").exists()
     assert (ROOT / "gunicorn.conf.py").exists()
-    for name in ("api", "worker", "beat", "flower", "migrate"):
+    assert (ROOT / "gunicorn_streams.conf.py").exists()
+    for name in ("api", "streams", "worker", "beat", "flower", "migrate"):
         command = compose["services"][name]["command"]
         if "-A" in command:
             assert command[command.index("-A") + 1] == "workers.app"

@@ -63,3 +63,13 @@ def test_the_alembic_configuration_gets_the_normalised_url() -> None:
         "postgresql+psycopg2://postgres@127.0.0.1:5432/somedb"
     )
     assert database_url_of("postgresql://postgres@h/somedb").drivername == "postgresql+psycopg2"
+
+
+def test_a_short_audit_signing_key_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="AUDIT_SIGNING_KEY"):
+        load_settings({"AUDIT_SIGNING_KEY": "too-short"})
+
+
+def test_the_audit_signing_key_comes_from_the_environment() -> None:
+    assert load_settings({"AUDIT_SIGNING_KEY": "s" * 32}).audit_signing_key == "s" * 32
+    assert load_settings({}).audit_signing_key == ""

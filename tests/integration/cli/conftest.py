@@ -53,6 +53,7 @@ def stack(
         extra_env={"LOG_LEVEL": "WARNING"},
     )
     try:
+        running.start_streams()  # `logs --follow` reads the live stream
         running.start_api()
         running.start_worker()
         running.start_beat()  # fires due retries and relays the outbox
