@@ -13,6 +13,7 @@ from cli.commands.approvals import approvals
 from cli.commands.events import events
 from cli.commands.executions import executions, logs
 from cli.commands.session import login, logout, whoami
+from cli.commands.shadow import shadow
 from cli.commands.templates import templates
 from cli.commands.workflows import (
     deploy,
@@ -61,6 +62,7 @@ for command in (
     disable,
     run,
     logs,
+    shadow,
 ):
     cli.add_command(command)
 for group in (events, executions, approvals, templates):
