@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 bad input (file, JSON, definition, or an API answer
 about the request: 400/404/409/413/422), 2 usage, 3 API or network failure
-(unreachable, timeout, 401/403, 429, 5xx). See cli.errors.
+(unreachable, timeout, 401/403, 429, 5xx), 4 `verify` found something lost or
+repeated. See cli.errors.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from cli.commands.executions import executions, logs
 from cli.commands.session import login, logout, whoami
 from cli.commands.shadow import shadow
 from cli.commands.templates import templates
+from cli.commands.verify import verify
 from cli.commands.workflows import (
     deploy,
     disable,
@@ -44,7 +46,8 @@ def cli(ctx: click.Context) -> None:
       IWCTL_CONFIG                session file (default ~/.config/iwctl/config.json)
     \b
     Exit codes: 0 ok, 1 bad input or refused request (400/404/409/422),
-    2 usage, 3 API unreachable or failing, or credentials refused (401/403/429/5xx).
+    2 usage, 3 API unreachable or failing, or credentials refused (401/403/429/5xx),
+    4 `iwctl verify` found an execution lost, refused or repeated.
     """
     context = ctx.ensure_object(Context)
     ctx.call_on_close(context.close)
@@ -63,6 +66,7 @@ for command in (
     run,
     logs,
     shadow,
+    verify,
 ):
     cli.add_command(command)
 for group in (events, executions, approvals, templates):
