@@ -10,8 +10,12 @@ asked for.
 Waits and approvals are resolved from what really happened later, where the
 record has it: the recorded execution's decision for an approval step of the
 same id, the event that ended its wait step of the same id (or its timeout); a
-time wait whose end has passed has ended. Anything else stops the replay there
-and is marked unresolved.
+time wait whose end has passed has ended. A wait for an event that the recorded
+run did not have is answered by the first recorded event of its type, received
+after the replayed one and within the wait's timeout, that meets its `match`
+(the shell lists them: ``later_events``), or times out when its timeout has
+passed with none. Anything else stops the replay there and is marked
+unresolved.
 
 The summary counts; it never keeps the comparisons, so a caller streaming
 events keeps memory bounded.
@@ -20,19 +24,22 @@ events keeps memory bounded.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from engine.condition import RuleLookup, evaluate
 from engine.definition import Definition
-from engine.dryrun import dry_run
+from engine.dryrun import DryRunReport, dry_run
 from engine.state import ApprovalStatus, ExecutionStatus
 from engine.templating import TemplateRenderer
 from engine.trigger import event_matches
 
 NOT_STARTED = "not started"
+# (event type, received after, received until or None) -> the payloads of the recorded
+# events of that type received then, oldest first.
+LaterEvents = Callable[[str, datetime, datetime | None], Iterable[Mapping[str, Any]]]
 # Approval outcomes a replay can take over; a pending one is still undecided.
 DECIDED_APPROVALS = frozenset(
     {ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED}
@@ -208,11 +215,13 @@ class ShadowRun:
         now: datetime,
         renderer: TemplateRenderer,
         rules: RuleLookup | None = None,
+        later_events: LaterEvents | None = None,
     ) -> None:
         self.candidate = candidate
         self.now = now
         self.renderer = renderer
         self.rules = rules
+        self.later_events = later_events
         trigger = candidate.trigger
         exact = trigger.type == "event" and trigger.event and "*" not in trigger.event
         self._event_type = trigger.event if exact else None
@@ -237,16 +246,7 @@ class ShadowRun:
         unresolved: Mapping[str, Any] | None = None
         would: tuple[dict[str, Any], ...] = ()
         if starts:
-            report = dry_run(
-                self.candidate,
-                event.payload,
-                now=event.received_at,
-                renderer=self.renderer,
-                rules=self.rules,
-                approvals=self._approvals(recorded),
-                events=self._waits(recorded, event.received_at),
-                event_type=self._event_type,
-            )
+            report = self._replay(event)
             path_to = report.path
             outcome_to = _outcome(report.status.value, _value(report.result))
             top_level = set(report.path)
@@ -274,6 +274,53 @@ class ShadowRun:
             unresolved=unresolved,
             would=would,
         )
+
+    def _replay(self, event: RecordedEvent) -> DryRunReport:
+        """The dry run, taken past each event wait that a later recorded event answers."""
+        answers = self._waits(event.recorded, event.received_at)
+        while True:
+            report = dry_run(
+                self.candidate,
+                event.payload,
+                now=event.received_at,
+                renderer=self.renderer,
+                rules=self.rules,
+                approvals=self._approvals(event.recorded),
+                events=answers,
+                event_type=self._event_type,
+            )
+            waiting = report.waiting
+            if waiting is None or waiting["kind"] != "event" or waiting["step_id"] in answers:
+                return report
+            answered, answer = self._later_event(waiting, event.received_at)
+            if not answered:
+                return report
+            answers[waiting["step_id"]] = answer
+
+    def _later_event(
+        self, waiting: Mapping[str, Any], since: datetime
+    ) -> tuple[bool, Mapping[str, Any] | None]:
+        """(True, the payload of the first later event that ends this wait), (True, None)
+        when it timed out with none, (False, None) when the record cannot tell (yet)."""
+        wait = self.candidate.step(waiting["step_id"]).wait
+        request = waiting["would_wait_for"]
+        if self.later_events is None or wait is None or not request.get("event"):
+            return False, None
+        until = None if wait.timeout is None else since + wait.timeout
+        match = request.get("match")
+        for payload in self.later_events(request["event"], since, until):
+            if not match or self._holds_as_rendered(match, payload):
+                return True, payload
+        if until is not None and until <= self.now:
+            return True, None
+        return False, None
+
+    def _holds_as_rendered(self, match: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+        # As the resumer does: the match was rendered when the wait began.
+        try:
+            return evaluate(match, payload, render=lambda value: value)
+        except Exception:  # an unevaluable match does not match
+            return False
 
     def _approvals(self, recorded: RecordedRun | None) -> dict[str, ApprovalStatus]:
         if recorded is None:

@@ -48,6 +48,8 @@ WORKER_TYPE = "shadow_run"
 # A report of at most this many events is answered by the request itself.
 INLINE_LIMIT = 500
 CHUNK = 500
+# A new wait step looks at most this many later events of its type for its match.
+LATER_EVENTS_LIMIT = 1000
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
 
 
@@ -192,7 +194,15 @@ def _replay(
     seq = 0
     with session_factory() as reader:
         rules = _rules(reader, claimed.organization_id)
-        shadow = ShadowRun(claimed.candidate, now=now, renderer=renderer, rules=rules.get)
+        shadow = ShadowRun(
+            claimed.candidate,
+            now=now,
+            renderer=renderer,
+            rules=rules.get,
+            later_events=lambda event_type, after, until: _later_events(
+                reader, claimed.organization_id, event_type, after, until
+            ),
+        )
         patterns = (claimed.current.trigger.event, claimed.candidate.trigger.event)
         statement = events_statement(claimed.organization_id, patterns, claimed.selection)
         for chunk in _chunks(reader, statement):
@@ -306,6 +316,26 @@ def _ended_waits(
         answer = None if row.status == "timed_out" else (row.payload or {})
         answers.setdefault(row.execution_id, {})[row.step_id] = answer
     return answers
+
+
+def _later_events(
+    session: Session,
+    organization_id: uuid.UUID,
+    event_type: str,
+    after: datetime,
+    until: datetime | None,
+) -> Sequence[Mapping[str, Any]]:
+    """The payloads of the events of this type received after `after` (and until
+    `until`), oldest first: what a new wait step of the candidate would have seen."""
+    statement = select(Event.payload).where(
+        Event.organization_id == organization_id,
+        Event.event_type == event_type,
+        Event.received_at > after,
+    )
+    if until is not None:
+        statement = statement.where(Event.received_at <= until)
+    statement = statement.order_by(Event.received_at, Event.id).limit(LATER_EVENTS_LIMIT)
+    return session.scalars(statement).all()
 
 
 def _rules(session: Session, organization_id: uuid.UUID) -> dict[str, Sequence[Mapping[str, Any]]]:

@@ -174,6 +174,46 @@ def test_recorded_approval_decisions_carry_over_and_a_higher_threshold_skips_the
     assert difference["approvals_to"] == []
 
 
+def test_a_new_wait_is_answered_by_the_matching_event_recorded_later(
+    recorded: dict[str, Any],
+) -> None:
+    """The candidate waits for the order's payment before accepting a small order: the
+    orders paid later (o-50, o-600) take the same result by another path; o-800, never
+    paid and its hour not over, is unresolved."""
+    owner, events = recorded["owner"], recorded["events"]
+    for order_id in ("o-50", "o-600", "o-9999"):
+        send_event(owner, "order.paid", {"order": {"id": order_id}})
+    candidate = copy.deepcopy(recorded["workflow"])
+    candidate["version"] = "2.0.0"
+    steps = candidate["definition"]["steps"]
+    steps[0]["on_false"] = "paid"
+    steps.append(
+        {
+            "id": "paid",
+            "type": "wait",
+            "wait": {
+                "event": "order.paid",
+                "match": {"field": "order.id", "operator": "eq", "value": "{{ order.id }}"},
+                "timeout": "1h",
+            },
+            "next": "accept",
+            "on_timeout": "refuse",
+        }
+    )
+    response = shadow(owner, recorded["row"], {"candidate": candidate, "since": recorded["since"]})
+    assert response.status_code == 200, response.json
+    summary = response.json["summary"]
+    assert (summary["same_result"], summary["different_result"], summary["unresolved"]) == (4, 1, 1)
+    assert summary["by_change"] == [{"change": "allowed → waiting", "count": 1}]
+    assert summary["steps_newly_reached"] == [{"step_id": "paid", "count": 3}]
+    by_event = {d["event_id"]: d for d in response.json["differences"]}
+    assert set(by_event) == {events[50], events[600], events[800]}
+    for total in (50, 600):
+        assert by_event[events[total]]["path_to"] == ["check_total", "paid", "accept"]
+        assert by_event[events[total]]["to"] == "allowed"
+    assert by_event[events[800]]["unresolved"]["step_id"] == "paid"
+
+
 def test_a_report_is_stored_paged_and_audited(recorded: dict[str, Any]) -> None:
     owner, row = recorded["owner"], recorded["row"]
     candidate = with_threshold(recorded["workflow"], 500)

@@ -40,7 +40,11 @@ BLOCK = {"id": "stop", "type": "action", "action": {"type": "block", "reason": "
 WAIT_FOR_PAYMENT = {
     "id": "paid",
     "type": "wait",
-    "wait": {"event": "order.paid", "match": {"order.id": "{{ order.id }}"}, "timeout": "1h"},
+    "wait": {
+        "event": "order.paid",
+        "match": {"field": "order.id", "operator": "eq", "value": "{{ order.id }}"},
+        "timeout": "1h",
+    },
     "next": "done",
     "on_timeout": "stop",
 }
@@ -180,3 +184,58 @@ def test_a_retried_step_is_one_visit_of_the_recorded_path() -> None:
     assert recorded.path == ("call", "check")
     assert recorded.outcome == "failed"
     assert recorded.verdicts == {"check": True}
+
+
+def later(*events: tuple[str, dict[str, Any]]) -> Any:
+    """A `later_events` over these (type, payload) events, recording what it was asked."""
+    asked: list[tuple[str, datetime, datetime | None]] = []
+
+    def find(event_type: str, after: datetime, until: datetime | None) -> list[dict[str, Any]]:
+        asked.append((event_type, after, until))
+        return [payload for kind, payload in events if kind == event_type]
+
+    find.asked = asked  # type: ignore[attr-defined]
+    return find
+
+
+def test_a_new_event_wait_takes_the_first_later_event_that_meets_its_match() -> None:
+    events = later(
+        ("order.paid", {"order": {"id": "other"}}),
+        ("order.paid", {"order": {"id": "o1"}, "paid": 12}),
+    )
+    candidate = ShadowRun(
+        definition([WAIT_FOR_PAYMENT, ALLOW, BLOCK]),
+        now=NOW,
+        renderer=TemplateRenderer(),
+        later_events=events,
+    )
+    received = NOW - timedelta(minutes=10)
+    comparison = candidate.compare(
+        RecordedEvent(
+            "e1", "order.placed", {"order": {"id": "o1"}}, received, ran(("done", "action"))
+        )
+    )
+    assert comparison is not None
+    assert (comparison.outcome_to, comparison.path_to) == ("allowed", ("paid", "done"))
+    assert comparison.unresolved is None
+    # Asked for the wait's event type, from the replayed event to its timeout (1h).
+    assert events.asked == [("order.paid", received, received + timedelta(hours=1))]
+
+
+def test_a_new_event_wait_times_out_once_its_timeout_passed_with_no_matching_event() -> None:
+    candidate = ShadowRun(
+        definition([WAIT_FOR_PAYMENT, ALLOW, BLOCK]),
+        now=NOW,
+        renderer=TemplateRenderer(),
+        later_events=later(("order.paid", {"order": {"id": "other"}})),
+    )
+    old = candidate.compare(
+        event({"order": {"id": "o1"}}, ran(("done", "action")), ago=timedelta(hours=2))
+    )
+    recent = candidate.compare(
+        event({"order": {"id": "o1"}}, ran(("done", "action")), ago=timedelta(minutes=5))
+    )
+    assert old is not None and recent is not None
+    assert (old.outcome_to, old.path_to) == ("blocked", ("paid", "stop"))
+    assert recent.outcome_to == "waiting"
+    assert recent.unresolved is not None and recent.unresolved["step_id"] == "paid"
