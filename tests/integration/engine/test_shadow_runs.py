@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
-from tests.integration.engine.conftest import API, create_workflow, drive, send_event
+from tests.integration.engine.conftest import (
+    API,
+    BROKER_URL,
+    create_workflow,
+    drive,
+    send_event,
+)
 from tests.integration.engine.sinks import HttpSink
 from tests.support import Caller, create_api_key, register, unique
 
@@ -249,15 +256,34 @@ def test_a_long_selection_is_queued_for_a_worker_and_read_by_id(
     assert response.status_code == 202, response.json
     assert response.json["status"] == "pending" and response.json["summary"] is None
     report_id = response.json["id"]
-    # What the worker's task body does (tasks.jobs.run_shadow).
-    replayed = shadow_service.run_report(rt.session_factory, uuid.UUID(report_id), rt.renderer)
-    assert replayed == 5
+    assert queued_shadow_runs(report_id) == 1
+    # The worker's task body, run here as the worker would (no worker consumes this broker).
+    from tasks.jobs import run_shadow
+
+    assert run_shadow(report_id) == 5
     read = owner.get(f"{API}/workflows/{row['id']}/shadow/{report_id}")
     assert read.status_code == 200, read.json
     assert read.json["status"] == "completed"
     assert read.json["summary"]["differences"] == 2
     # A redelivered message leaves a finished report alone.
     assert shadow_service.run_report(rt.session_factory, uuid.UUID(report_id), rt.renderer) == 0
+
+
+def queued_shadow_runs(report_id: str) -> int:
+    """`workflows.run_shadow` messages for this report waiting in the test broker."""
+    from tasks.shadow import RUN_SHADOW
+
+    broker = redis.Redis.from_url(BROKER_URL)
+    try:
+        messages = [json.loads(raw) for raw in broker.lrange("workflows", 0, -1)]
+    finally:
+        broker.close()
+    return sum(
+        1
+        for message in messages
+        if message["headers"].get("task") == RUN_SHADOW
+        and report_id in str(message["headers"].get("kwargsrepr"))
+    )
 
 
 @pytest.fixture
