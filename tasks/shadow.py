@@ -11,7 +11,9 @@ Nothing is performed: the engine's dry run records would-be requests. The only
 rows written are the report's own.
 
 A worker killed mid-report leaves it `running`; the redelivered message (acks
-late) runs it again from the start, its partial differences deleted first.
+late) runs it again from the start, its partial differences deleted first. Each
+run marks its claim (`started_at`) and writes only while the claim is still its
+own, so a run superseded by a later delivery stops without touching the report.
 """
 
 from __future__ import annotations
@@ -125,22 +127,36 @@ def run_report(
         return 0
     try:
         summary = _replay(session_factory, claimed, renderer, now or datetime.now(UTC))
+        _finish(session_factory, claimed, COMPLETED, summary.to_dict(), None)
+    except Superseded:
+        log.info("shadow_report_superseded", report_id=str(report_id))
+        return 0
     except Exception as exc:
-        _finish(session_factory, report_id, FAILED, None, repr(exc))
         log.exception("shadow_report_failed", report_id=str(report_id))
+        _finish(session_factory, claimed, FAILED, None, repr(exc))
         raise
-    _finish(session_factory, report_id, COMPLETED, summary.to_dict(), None)
     return summary.events_replayed
 
 
 def mark_failed(session_factory: sessionmaker[Session], report_id: uuid.UUID, why: str) -> None:
-    """A report that will not run (its message could not be queued)."""
-    _finish(session_factory, report_id, FAILED, None, why)
+    """A pending report that will not run (its message could not be queued)."""
+    with session_factory() as session, session.begin():
+        report = session.get(ShadowReport, report_id, with_for_update=True)
+        if report is not None and report.status == PENDING:
+            report.status = FAILED
+            report.error_message = why
+            report.completed_at = datetime.now(UTC)
+
+
+class Superseded(Exception):
+    """Another delivery of the report's message claimed it since: that run owns it."""
 
 
 @dataclass(frozen=True)
 class _Claimed:
     report_id: uuid.UUID
+    # The claim's own mark: a later claim (a redelivered message) changes it.
+    claimed_at: datetime
     organization_id: uuid.UUID
     workflow_id: str
     current: Definition
@@ -159,6 +175,7 @@ def _claim(session_factory: sessionmaker[Session], report_id: uuid.UUID) -> _Cla
         report.started_at = datetime.now(UTC)
         return _Claimed(
             report_id=report.id,
+            claimed_at=report.started_at,
             organization_id=report.organization_id,
             workflow_id=report.workflow_id,
             current=Definition.from_dict(report.current_definition),
@@ -169,19 +186,25 @@ def _claim(session_factory: sessionmaker[Session], report_id: uuid.UUID) -> _Cla
 
 def _finish(
     session_factory: sessionmaker[Session],
-    report_id: uuid.UUID,
+    claimed: _Claimed,
     status: str,
     summary: dict[str, Any] | None,
     error: str | None,
 ) -> None:
     with session_factory() as session, session.begin():
-        report = session.get(ShadowReport, report_id, with_for_update=True)
-        if report is None:  # deleted with its organization meanwhile
-            return
+        report = _owned(session, claimed)
         report.status = status
         report.summary = summary
         report.error_message = error
         report.completed_at = datetime.now(UTC)
+
+
+def _owned(session: Session, claimed: _Claimed) -> ShadowReport:
+    """The report, locked, if this run's claim still holds; else Superseded."""
+    report = session.get(ShadowReport, claimed.report_id, with_for_update=True)
+    if report is None or report.started_at != claimed.claimed_at or report.status != RUNNING:
+        raise Superseded(str(claimed.report_id))
+    return report
 
 
 def _replay(
@@ -215,7 +238,7 @@ def _replay(
                 if comparison.differs:
                     seq += 1
                     differences.append(_difference_row(claimed, seq, comparison))
-            _write(session_factory, differences)
+            _write(session_factory, claimed, differences)
     return summary
 
 
@@ -347,11 +370,14 @@ def _rules(session: Session, organization_id: uuid.UUID) -> dict[str, Sequence[M
     return {row.rule_id: list(row.conditions) for row in rows}
 
 
-def _write(session_factory: sessionmaker[Session], rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
+def _write(
+    session_factory: sessionmaker[Session], claimed: _Claimed, rows: list[dict[str, Any]]
+) -> None:
+    """A chunk's differences, written only while this run's claim holds."""
     with session_factory() as session, session.begin():
-        session.execute(insert(ShadowDifference), rows)
+        _owned(session, claimed)
+        if rows:
+            session.execute(insert(ShadowDifference), rows)
 
 
 def _difference_row(claimed: _Claimed, seq: int, comparison: Comparison) -> dict[str, Any]:

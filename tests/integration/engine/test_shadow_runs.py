@@ -286,6 +286,28 @@ def queued_shadow_runs(report_id: str) -> int:
     )
 
 
+def test_a_run_superseded_by_a_redelivered_message_stops_without_touching_the_report(
+    rt: Any, recorded: dict[str, Any]
+) -> None:
+    from engine.templating import TemplateRenderer
+    from tasks import shadow as shadow_service
+    from tasks.jobs import run_shadow
+
+    owner, row = recorded["owner"], recorded["row"]
+    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
+    report_id = shadow(owner, row, body).json["id"]
+    # A first delivery claims the report and is overtaken (a worker seen as lost) ...
+    first = shadow_service._claim(rt.session_factory, uuid.UUID(report_id))
+    assert first is not None
+    # ... by a second delivery, which runs it to the end.
+    assert run_shadow(report_id) == 5
+    with pytest.raises(shadow_service.Superseded):
+        shadow_service._replay(rt.session_factory, first, TemplateRenderer(), datetime.now(UTC))
+    read = owner.get(f"{API}/workflows/{row['id']}/shadow/{report_id}")
+    assert read.json["status"] == "completed"
+    assert read.json["summary"]["differences"] == read.json["total"] == 2
+
+
 @pytest.fixture
 def silent_sink() -> Iterator[HttpSink]:
     sink = HttpSink().start()
