@@ -81,6 +81,14 @@ FROM executions e,
 WHERE e.organization_id = :org AND s.step_id IS NOT NULL
 """
 
+# What event ingestion stores with each event: the workflows it started and their executions.
+EVENT_EXECUTIONS_SQL = """
+UPDATE events SET triggered_workflows = jsonb_build_array(e.workflow_id),
+                  execution_ids = jsonb_build_array(e.id::text)
+FROM executions e
+WHERE e.trigger_event_id = events.id AND events.organization_id = :org
+"""
+
 APPROVALS_SQL = """
 INSERT INTO approvals (id, organization_id, execution_id, workflow_id, step_id, entity_type,
                        approver_role, status, decided_at, requested_at)
@@ -147,7 +155,7 @@ def seed(sessions: Any, n: int) -> tuple[uuid.UUID, Workflow, dict[str, Any]]:
             "n": n,
             "definition": json.dumps(workflow["definition"]),
         }
-        for statement in (EVENTS_SQL, STEP_RUNS_SQL, APPROVALS_SQL):
+        for statement in (EVENTS_SQL, EVENT_EXECUTIONS_SQL, STEP_RUNS_SQL, APPROVALS_SQL):
             session.execute(text(statement), parameters)
         organization_id = organization.id
         session.expunge(row)

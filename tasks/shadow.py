@@ -87,9 +87,14 @@ def events_statement(
 ) -> Select[Any]:
     """The recorded events a report considers, newest first: those of a type either
     trigger listens to, in the selection."""
-    statement = select(Event.id, Event.event_type, Event.payload, Event.received_at).where(
-        Event.organization_id == organization_id
-    )
+    statement = select(
+        Event.id,
+        Event.event_type,
+        Event.payload,
+        Event.received_at,
+        Event.triggered_workflows,
+        Event.execution_ids,
+    ).where(Event.organization_id == organization_id)
     type_filter = _type_filter(patterns)
     if type_filter is not None:
         statement = statement.where(type_filter)
@@ -251,7 +256,7 @@ def _chunks(session: Session, statement: Select[Any]) -> Iterator[Sequence[Any]]
 def _with_recorded_runs(
     session: Session, claimed: _Claimed, rows: Sequence[Any]
 ) -> Iterator[RecordedEvent]:
-    runs = _recorded_runs(session, claimed, [row.id for row in rows])
+    runs = _recorded_runs(session, claimed, _started_executions(claimed.workflow_id, rows))
     for row in rows:
         yield RecordedEvent(
             event_id=str(row.id),
@@ -262,10 +267,25 @@ def _with_recorded_runs(
         )
 
 
+def _started_executions(workflow_id: str, rows: Sequence[Any]) -> list[uuid.UUID]:
+    """The executions of this workflow the events started, as each event keeps them
+    (`triggered_workflows` beside `execution_ids`): found by primary key after."""
+    return [
+        uuid.UUID(str(execution_id))
+        for row in rows
+        for started, execution_id in zip(
+            row.triggered_workflows or [], row.execution_ids or [], strict=False
+        )
+        if started == workflow_id
+    ]
+
+
 def _recorded_runs(
-    session: Session, claimed: _Claimed, event_ids: list[uuid.UUID]
+    session: Session, claimed: _Claimed, execution_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, RecordedRun]:
     """What the workflow's executions did with these events: four queries a chunk."""
+    if not execution_ids:
+        return {}
     executions = session.execute(
         select(
             Execution.id,
@@ -275,9 +295,9 @@ def _recorded_runs(
             Execution.result,
         )
         .where(
+            Execution.id.in_(execution_ids),
             Execution.organization_id == claimed.organization_id,
             Execution.workflow_id == claimed.workflow_id,
-            Execution.trigger_event_id.in_(event_ids),
         )
         .order_by(Execution.created_at)
     ).all()
