@@ -181,6 +181,23 @@ def test_recorded_approval_decisions_carry_over_and_a_higher_threshold_skips_the
     assert difference["approvals_to"] == []
 
 
+def test_a_wider_trigger_replays_the_events_it_would_newly_start(recorded: dict[str, Any]) -> None:
+    candidate = copy.deepcopy(recorded["workflow"])
+    candidate["version"] = "2.0.0"
+    candidate["definition"]["trigger"]["event"] = "order.*"
+    response = shadow(
+        recorded["owner"], recorded["row"], {"candidate": candidate, "since": recorded["since"]}
+    )
+    assert response.status_code == 200, response.json
+    summary = response.json["summary"]
+    assert (summary["events_replayed"], summary["same_result"]) == (6, 5)
+    assert summary["by_change"] == [{"change": "not started → allowed", "count": 1}]
+    (difference,) = response.json["differences"]
+    assert difference["event_type"] == "order.cancelled"
+    assert difference["recorded_execution_id"] is None
+    assert difference["path_to"] == ["check_total", "accept"]
+
+
 def test_a_new_wait_is_answered_by_the_matching_event_recorded_later(
     recorded: dict[str, Any],
 ) -> None:
