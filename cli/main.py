@@ -3,7 +3,7 @@
 Exit codes: 0 success, 1 bad input (file, JSON, definition, or an API answer
 about the request: 400/404/409/413/422), 2 usage, 3 API or network failure
 (unreachable, timeout, 401/403, 429, 5xx), 4 a check found a problem (a broken
-audit chain). See cli.errors.
+audit chain; `verify`: something lost or repeated). See cli.errors.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from cli.commands.audit import audit
 from cli.commands.events import events
 from cli.commands.executions import executions, logs
 from cli.commands.session import login, logout, whoami
+from cli.commands.shadow import shadow
 from cli.commands.templates import templates
+from cli.commands.verify import verify
 from cli.commands.workflows import (
     deploy,
     disable,
@@ -46,7 +48,8 @@ def cli(ctx: click.Context) -> None:
     \b
     Exit codes: 0 ok, 1 bad input or refused request (400/404/409/422),
     2 usage, 3 API unreachable or failing, or credentials refused (401/403/429/5xx),
-    4 a check found a problem (`audit verify`: the audit chain is broken).
+    4 a check found a problem (`audit verify`: the audit chain is broken;
+    `verify`: an execution lost, refused or repeated).
     """
     context = ctx.ensure_object(Context)
     ctx.call_on_close(context.close)
@@ -64,6 +67,8 @@ for command in (
     disable,
     run,
     logs,
+    shadow,
+    verify,
 ):
     cli.add_command(command)
 for group in (events, executions, approvals, templates, audit):

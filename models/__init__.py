@@ -14,6 +14,7 @@ from models.identity import (
     RolePermission,
     User,
 )
+from models.shadow import ShadowDifference, ShadowReport
 from models.workflow import Rule, Schedule, Workflow
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "RolePermission",
     "Rule",
     "Schedule",
+    "ShadowDifference",
+    "ShadowReport",
     "StepRun",
     "User",
     "Wait",

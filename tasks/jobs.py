@@ -15,7 +15,7 @@ from collections.abc import Callable
 from celery import shared_task
 
 from monitoring import metrics
-from tasks import approvals, relay, runtime, scheduler, sweeper, timers
+from tasks import approvals, relay, runtime, scheduler, shadow, sweeper, timers
 from tasks.dispatch import RELAY_OUTBOX, SWEEP_STUCK
 
 
@@ -68,3 +68,12 @@ def resume_due() -> int:
 @shared_task(name=scheduler.FIRE_SCHEDULES, ignore_result=True)
 def fire_schedules() -> int:
     return _measured(scheduler.WORKER_TYPE, scheduler.fire_due_schedules)
+
+
+@shared_task(name=shadow.RUN_SHADOW, ignore_result=True)
+def run_shadow(report_id: str) -> int:
+    """A shadow report too long to answer inline; redelivered, it starts over."""
+    return _measured(
+        shadow.WORKER_TYPE,
+        lambda rt: shadow.run_report(rt.session_factory, uuid.UUID(report_id), rt.renderer),
+    )

@@ -10,9 +10,11 @@ from flask.views import MethodView
 from api.auth.openapi import AUTHENTICATED_ERRORS, error_responses, resource_blueprint
 from api.auth.principal import current_principal, requires
 from api.pagination import PageQuerySchema
-from api.workflows import service
+from api.workflows import service, shadow
 from api.workflows.schemas import (
     DeleteQuerySchema,
+    ShadowBodySchema,
+    ShadowReportSchema,
     ValidationResultSchema,
     WorkflowBodySchema,
     WorkflowListQuerySchema,
@@ -155,6 +157,53 @@ class WorkflowVersions(MethodView):
         return service.list_versions(
             current_principal().organization_id,
             workflow_row_id,
+            query["page"],
+            query["page_size"],
+        )
+
+
+@blp.route("/workflows/<uuid:workflow_row_id>/shadow")
+class ShadowRun(MethodView):
+    @requires("workflow:read")
+    @requires("execution:read")
+    @blp.arguments(ShadowBodySchema)
+    @blp.response(200, ShadowReportSchema)
+    @blp.alt_response(202, schema=ShadowReportSchema, description="Queued: read it by its id")
+    @error_responses(blp, *AUTHENTICATED_ERRORS, 404, 422, 503)
+    def post(self, body: dict[str, Any], workflow_row_id: uuid.UUID) -> tuple[dict[str, Any], int]:
+        """Replay recorded events through a candidate version and compare with what ran.
+
+        Requires `workflow:read` and `execution:read`. Every recorded event of the
+        organization that this workflow's trigger or the candidate's matches, in the
+        selection, is run through `candidate` in the engine's dry run (nothing is
+        performed: would-be HTTP calls, notifications and record writes are listed
+        as `would`) and compared with the execution the event started: result, path,
+        condition verdicts, approvals asked. Approvals and waits are answered as they
+        really were; otherwise the replay stops there, `unresolved`. 200 with the
+        report when it ran at once (at most 500 events, or `event_ids`), else 202 with
+        the pending report, run by a worker; read it with GET `.../shadow/{report_id}`.
+        """
+        return shadow.start_shadow(current_principal(), workflow_row_id, body)
+
+
+@blp.route("/workflows/<uuid:workflow_row_id>/shadow/<uuid:report_id>")
+class ShadowReportView(MethodView):
+    @requires("workflow:read")
+    @requires("execution:read")
+    @blp.arguments(PageQuerySchema, location="query")
+    @blp.response(200, ShadowReportSchema)
+    @error_responses(blp, *AUTHENTICATED_ERRORS, 404, 422)
+    def get(
+        self, query: dict[str, Any], workflow_row_id: uuid.UUID, report_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """A shadow report, its summary and one page of its differences.
+
+        Requires `workflow:read` and `execution:read`.
+        """
+        return shadow.get_report(
+            current_principal().organization_id,
+            workflow_row_id,
+            report_id,
             query["page"],
             query["page_size"],
         )

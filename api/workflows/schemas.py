@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, fields, validate
+from typing import Any
 
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from api.inputs import Timestamp
 from api.pagination import PageQuerySchema, page_envelope_schema
 
 TRIGGER_TYPES = ("event", "schedule", "manual")
@@ -98,3 +101,68 @@ class ValidationResultSchema(Schema):
     definition = fields.Dict(
         required=True, metadata={"description": "The normalised workflow, as it would be stored"}
     )
+
+
+MAX_SHADOW_EVENT_IDS = 1000
+MAX_SHADOW_LIMIT = 1_000_000
+
+
+class ShadowBodySchema(Schema):
+    """Which recorded events to replay through `candidate`: a window (`since`,
+    optional `until`), a list of `event_ids`, or the newest `limit` events (these
+    combine; at least one is required)."""
+
+    candidate = fields.Raw(
+        required=True,
+        metadata={
+            "type": "object",
+            "description": "The candidate version: a workflow document, as POST /workflows takes",
+        },
+    )
+    since = Timestamp()
+    until = Timestamp()
+    event_ids = fields.List(
+        fields.UUID(), validate=validate.Length(min=1, max=MAX_SHADOW_EVENT_IDS)
+    )
+    limit = fields.Integer(validate=validate.Range(min=1, max=MAX_SHADOW_LIMIT))
+    background = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Run by a worker (202) even when short enough to answer at once"},
+    )
+
+    @validates_schema
+    def _bounded(self, data: dict[str, Any], **_: Any) -> None:
+        if not any(data.get(key) for key in ("since", "event_ids", "limit")):
+            raise ValidationError("Give `since`, `event_ids` or `limit`.", "_schema")
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and until <= since:
+            raise ValidationError("must be after `since`", "until")
+
+
+class ShadowReportSchema(Schema):
+    id = fields.UUID(required=True)
+    workflow_id = fields.String(required=True)
+    workflow_row_id = fields.UUID(allow_none=True)
+    status = fields.String(
+        required=True, metadata={"description": "pending, running, completed or failed"}
+    )
+    selection = fields.Dict(required=True)
+    summary = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "events_replayed, same_result, different_result, differences, "
+            "unresolved, by_change, steps_newly_reached, steps_no_longer_reached"
+        },
+    )
+    error_message = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    differences = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={"description": "This page of the events whose run differs, in replay order"},
+    )
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)

@@ -120,6 +120,11 @@ def get_workflow(organization_id: uuid.UUID, row_id: uuid.UUID) -> Workflow:
         return _load(session, organization_id, row_id)
 
 
+def get_workflow_in(session: Session, organization_id: uuid.UUID, row_id: uuid.UUID) -> Workflow:
+    """One version in the caller's session (a 404 when the organization has no such row)."""
+    return _load(session, organization_id, row_id)
+
+
 def list_versions(
     organization_id: uuid.UUID, row_id: uuid.UUID, page: int, page_size: int
 ) -> dict[str, Any]:

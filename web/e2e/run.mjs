@@ -354,6 +354,31 @@ await phase("execution_completes_with_trace", async () => {
   await shot("15-execution-graph");
 });
 
+await phase("shadow_run", async () => {
+  requires("execution_completes_with_trace");
+  // The approved order (2500) replayed through an edit that only reviews orders from 5000 on.
+  await page.goto(`${BASE}/workflows/${workflowRowId}/edit`);
+  const editor = page.getByLabel("Workflow JSON");
+  await editor.waitFor();
+  const edited = workflowDocument("record_decision");
+  edited.version = "2.0.0";
+  edited.definition.steps[0].condition.value = 5000;
+  await editor.fill(JSON.stringify(edited, null, 2));
+  await page.getByRole("tab", { name: "Shadow run" }).click();
+  await page.getByLabel("Recorded events of the last").selectOption("1h");
+  await page.getByRole("button", { name: "Shadow run", exact: true }).click();
+  const table = page.getByRole("table", { name: "Events that differ" });
+  await table.waitFor({ timeout: EXECUTION_TIMEOUT });
+  const rows = await table.locator("tbody tr").allInnerTexts();
+  expect(rows.length === 1, `rows: ${JSON.stringify(rows)}`);
+  expect(rows[0].includes("allowed → allowed"), `row: ${rows[0]}`);
+  expect(rows[0].includes("check_total › manager_approval › record_decision › allow"), `row: ${rows[0]}`);
+  expect(rows[0].includes("check_total › allow"), `row: ${rows[0]}`);
+  const summary = await page.getByLabel("Shadow run summary").innerText();
+  expect(/Same result\s*1/.test(summary), `summary: ${summary}`);
+  await shot("15b-editor-shadow-run");
+});
+
 await phase("pause_resume_cancel", async () => {
   requires("enable_workflow");
   // A second order, so the approval flow above is left alone.

@@ -155,6 +155,7 @@ def _check(results: dict[str, Any], name: str) -> None:
         "send_event_and_reach_waiting",
         "approve_in_inbox",
         "execution_completes_with_trace",
+        "shadow_run",
         "pause_resume_cancel",
         "schedules",
         "analytics",

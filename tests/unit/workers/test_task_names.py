@@ -28,6 +28,7 @@ def test_every_registered_workflow_task_is_preinitialised() -> None:
         "workflows.notify_approval",
         "workflows.resume_due",
         "workflows.fire_schedules",
+        "workflows.run_shadow",
     }
     assert all(name.startswith("workflows.") for name in names)
 

@@ -164,6 +164,60 @@ export interface DryRun {
   context: JsonObject;
 }
 
+export interface ShadowCount {
+  count: number;
+  change?: string;
+  step_id?: string;
+}
+
+export interface ShadowSummary {
+  events_replayed: number;
+  same_result: number;
+  different_result: number;
+  differences: number;
+  unresolved: number;
+  by_change: ShadowCount[];
+  steps_newly_reached: ShadowCount[];
+  steps_no_longer_reached: ShadowCount[];
+}
+
+/** One replayed event whose run differs: the recorded run (`from`) beside the candidate's (`to`). */
+export interface ShadowDifference {
+  event_id: string;
+  event_type: string;
+  received_at: string;
+  recorded_execution_id?: string | null;
+  recorded_version?: string | null;
+  from: string;
+  to: string;
+  path_from: string[];
+  path_to: string[];
+  newly_reached: string[];
+  no_longer_reached: string[];
+  decisions_changed: JsonObject[];
+  approvals_from: string[];
+  approvals_to: string[];
+  unresolved?: JsonObject | null;
+  would: JsonObject[];
+}
+
+export interface ShadowReport {
+  id: string;
+  workflow_id: string;
+  workflow_row_id?: string | null;
+  status: "pending" | "running" | "completed" | "failed";
+  selection: JsonObject;
+  summary?: ShadowSummary | null;
+  error_message?: string | null;
+  created_at: string;
+  started_at?: string | null;
+  completed_at?: string | null;
+  differences: ShadowDifference[];
+  total: number;
+  page: number;
+  page_size: number;
+}
+
 export interface EventRecord {
   id: string;
   event_type: string;

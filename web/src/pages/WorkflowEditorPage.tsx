@@ -5,6 +5,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { api, ApiError, errorMessage } from "../api/client";
 import type { DryRun, Workflow } from "../api/types";
 import { DryRunPanel } from "../components/DryRunPanel";
+import { ShadowRunPanel } from "../components/ShadowRunPanel";
 import { WorkflowGraph } from "../components/WorkflowGraph";
 import { ErrorState, PageHeader, Skeleton } from "../components/ui";
 import { describeLocation, errorsByStep, pinErrors, stepsOf, type PinnedError } from "../lib/definitionErrors";
@@ -361,6 +362,7 @@ function Editor({ workflow }: { workflow?: Workflow }) {
             <Tabs.List className="tab-list" aria-label="Preview views">
               <Tabs.Trigger value="preview">Graph preview</Tabs.Trigger>
               {workflow && <Tabs.Trigger value="dry-run">Dry run</Tabs.Trigger>}
+              {workflow && <Tabs.Trigger value="shadow">Shadow run</Tabs.Trigger>}
             </Tabs.List>
             <Tabs.Content value="preview" className="tab-panel">
               <WorkflowGraph
@@ -379,6 +381,15 @@ function Editor({ workflow }: { workflow?: Workflow }) {
                 <p className="muted small">Runs the saved version ({workflow.version}); save first to try your edits.</p>
                 <WorkflowGraph definition={workflow.definition} overlay={{ path: dryRun?.path }} height={320} />
                 <DryRunPanel workflowRowId={workflow.id} onResult={setDryRun} />
+              </Tabs.Content>
+            )}
+            {workflow && (
+              <Tabs.Content value="shadow" className="tab-panel">
+                <p className="muted small">
+                  Replays the recorded events through the text above (saved or not) and compares each with what the
+                  executions of {workflow.workflow_id} really did.
+                </p>
+                <ShadowRunPanel workflowRowId={workflow.id} candidate={parsed.ok ? parsed.doc : null} />
               </Tabs.Content>
             )}
           </Tabs.Root>
