@@ -58,12 +58,13 @@ def _labels(items: tuple[tuple[str, str], ...]) -> str:
 
 
 def _value(value: float) -> str:
+    if value == 0.0:  # 0.0 and -0.0 are one key but two texts: not cached
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
     text = _value_text.get(value)
     if text is None:
         text = floatToGoString(value)
-        # Not 0.0: it equals -0.0 as a key, and the two are written differently.
-        # NaN never equals itself, so it is never found: not kept either.
-        if value and not math.isnan(value):
+        # NaN never equals itself, so it is never found: not kept.
+        if not math.isnan(value):
             if len(_value_text) >= _VALUE_CACHE_LIMIT:
                 _value_text.clear()
             _value_text[value] = text
