@@ -27,7 +27,7 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from models.db import make_db_engine
 from models.enabled_workflows import enabled_workflows
@@ -150,6 +150,8 @@ class _KnownLabelsReader:
 
     Called in the metrics server's process (forked from the main process), which
     builds its own one-connection engine on first use: nothing is shared across the fork.
+    One statement in autocommit, its timeout set at connect: a scrape waits for one
+    round trip to Postgres, not four (BEGIN, SET LOCAL, SELECT, ROLLBACK).
     """
 
     def __init__(self, database_url: str) -> None:
@@ -159,10 +161,13 @@ class _KnownLabelsReader:
     def __call__(self) -> KnownLabels:
         if self._db_engine is None:
             self._db_engine = make_db_engine(
-                self._database_url, pool_size=1, application_name="iw-worker-metrics"
+                self._database_url,
+                pool_size=1,
+                application_name="iw-worker-metrics",
+                autocommit=True,
+                statement_timeout_ms=2000,
             )
         with self._db_engine.connect() as connection:
-            connection.execute(text("SET LOCAL statement_timeout = 2000"))
             rows = enabled_workflows(connection)
         return KnownLabels(workflows=[KnownWorkflow(*row) for row in rows])
 

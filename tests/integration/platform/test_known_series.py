@@ -1,13 +1,17 @@
-"""The API's /metrics: an enabled workflow's series read 0 before its first execution."""
+"""The /metrics of the API and of a worker host: an enabled workflow's series read 0
+before its first execution."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from models.enabled_workflows import EnabledWorkflow, enabled_workflows
+from monitoring.baseline import KnownWorkflow
 from tests.support import API, register, unique
 
 
@@ -90,6 +94,31 @@ def test_enabled_workflows_name_their_approvals_and_retried_steps(
     finally:
         db_engine.dispose()
     assert found[slug] == EnabledWorkflow(slug, "event", f"{slug}.go", True, ("call",))
+
+
+def test_the_worker_hosts_reader_sees_enabled_workflows_under_a_statement_timeout(
+    client: Any, database_url: str
+) -> None:
+    from workers.signals import _KnownLabelsReader
+
+    caller = register(client)
+    slug = unique("worker_known")
+    allow = [{"id": "ok", "type": "action", "action": {"type": "allow"}}]
+    response = caller.post(f"{API}/workflows", _workflow(slug, f"{slug}.go", allow))
+    assert response.status_code == 201, response.json
+    reader = _KnownLabelsReader(database_url)
+    try:
+        workflows = {workflow.slug: workflow for workflow in reader().workflows}
+        assert workflows[slug] == KnownWorkflow(slug, "event", f"{slug}.go", False, ())
+        # The reader's engine is in autocommit, its timeout set when it connects.
+        assert reader._db_engine is not None
+        with reader._db_engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "2s"
+            with pytest.raises(OperationalError, match="statement timeout"):
+                connection.execute(text("SELECT pg_sleep(3)"))
+    finally:
+        if reader._db_engine is not None:
+            reader._db_engine.dispose()
 
 
 def test_a_chat_refused_because_ai_is_not_configured_is_counted(client: Any) -> None:

@@ -304,6 +304,56 @@ def scenario_aggregation(children: int) -> dict[str, Any]:
     }
 
 
+def scenario_aggregation_rounds() -> dict[str, Any]:
+    """One serving process scraping as the directory changes, each time ours vs upstream's.
+
+    The rounds walk through what the cached layouts and plan (aggregation.py) must
+    notice: values changed in place, a new label set appended to a live file, a
+    new process's files, dead processes archived (files gone, archives rewritten).
+    """
+    from monitoring import aggregation
+
+    rounds: list[dict[str, Any]] = []
+
+    def compare(what: str) -> None:
+        plan = aggregation._plans[0] if aggregation._plans else None
+        ours = generate_latest(mp.DirectoryCollector(DIR))
+        reused = plan is not None and aggregation._plans[0] is plan
+        theirs = generate_latest(_UpstreamMerge())
+        text = render_text(mp.DirectoryCollector(DIR).collect())
+        rounds.append(
+            {
+                "what": what,
+                "identical": ours == theirs,
+                "text_identical": text == ours,
+                "plan_reused": reused,
+                "lines": ours.count(b"\n"),
+                "diff": "" if ours == theirs else f"{ours.decode()}\n---\n{theirs.decode()}",
+            }
+        )
+
+    dead = [run_child(lambda i: record_everything(i, dyadic=False), i) for i in range(3)]
+    record_everything(10, dyadic=False)
+    compare("dead and live processes")
+    compare("nothing changed")
+    record_everything(11, dyadic=False)  # same label sets, new values (every gauge mode)
+    compare("values changed in place")
+    TEST_COUNTER.labels("new").inc(2.5)
+    TEST_HISTOGRAM.labels("new").observe(0.7)
+    MODE_GAUGES["mostrecent"].labels("new").set(4)
+    compare("a live process appended label sets")
+    for pid in dead:
+        upstream.mark_process_dead(pid, DIR)
+    mp.archive_dead_processes(DIR)
+    compare("dead processes archived")
+    run_child(lambda i: record_everything(i, dyadic=False), 20)
+    compare("a new process's files")
+    mp.archive_dead_processes(DIR)  # archives rewritten in place, with new values
+    record_everything(21, dyadic=False)
+    compare("archive rewritten, live values changed")
+    return {"rounds": rounds}
+
+
 def scenario_known() -> dict[str, Any]:
     """A dead child recorded one execution; the scrape adds zeros for the rest."""
     run_child(lambda _: metrics.record_execution_finished("invoice", "completed", "event", 2.0), 0)
@@ -319,6 +369,7 @@ def scenario_known() -> dict[str, Any]:
 SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "known": scenario_known,
     "aggregation": lambda: scenario_aggregation(6),
+    "aggregation_rounds": scenario_aggregation_rounds,
     "prepare": scenario_prepare,
     "identity": lambda: scenario_identity(12, dyadic=True),
     "identity_floats": lambda: scenario_identity(12, dyadic=False),
