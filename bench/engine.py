@@ -49,8 +49,11 @@ from harness import throwaway_database as new_database
 from sqlalchemy import create_engine, text
 
 BIN = Path(sys.executable).parent
-REDIS_APP = "redis://127.0.0.1:6379/10"
-REDIS_BROKER = "redis://127.0.0.1:6379/11"
+# DBs 10 and 11 are flushed around each round: on a machine shared with other runs,
+# point BENCH_REDIS_SERVER (and the floors' FLOOR_BROKER) at a redis-server of your own.
+REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
+REDIS_APP = f"{REDIS_SERVER}/10"
+REDIS_BROKER = f"{REDIS_SERVER}/11"
 RATE_LIMIT = "1000000/second"
 STEPS = 5
 CLIENT_THREADS = 8
