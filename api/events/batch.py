@@ -231,17 +231,19 @@ def _events_by_key(organization_id: uuid.UUID, keys: set[str]) -> dict[str, Even
 
 
 def _accepted(index: int, event: Event, *, repeated: bool) -> Answer:
+    # JSON-ready (EventBatchAnswerSchema's shape, as its fields would render it): the
+    # answer is sent as it is, without a schema dump of hundreds of events.
     return {
         "index": index,
         "status": 202,
         "repeated": repeated,
         "event": {
-            "id": event.id,
+            "id": str(event.id),
             "event_type": event.event_type,
             "idempotency_key": event.idempotency_key,
-            "received_at": event.received_at,
-            "triggered_workflows": event.triggered_workflows,
-            "execution_ids": event.execution_ids,
+            "received_at": event.received_at.isoformat(),
+            "triggered_workflows": list(event.triggered_workflows),
+            "execution_ids": list(event.execution_ids),
         },
     }
 

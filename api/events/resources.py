@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
-from flask import request
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from api.auth.openapi import AUTHENTICATED_ERRORS, error_responses, resource_blueprint
@@ -68,7 +69,7 @@ class EventBatch(MethodView):
     @blp.arguments(EventBatchSchema)
     @blp.response(207, EventBatchAnswerSchema)
     @error_responses(blp, *AUTHENTICATED_ERRORS, 413, 422)
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> Response:
         """Send many events.
 
         Requires `event:create`. Each event is handled as `POST /events` would
@@ -91,9 +92,14 @@ class EventBatch(MethodView):
                 " give each event its idempotency_key",
             )
         answer = batch.accept_batch(current_principal(), body["events"])
+        # Built JSON-ready (api.events.batch): sent without a schema dump, which cost
+        # as much as storing the events.
+        response = current_app.response_class(
+            json.dumps(answer), status=207, mimetype="application/json"
+        )
         if answer["retry_after"]:
-            return answer, 207, {"Retry-After": str(answer["retry_after"])}  # type: ignore[return-value]
-        return answer
+            response.headers["Retry-After"] = str(answer["retry_after"])
+        return response
 
 
 @blp.route("/events/<uuid:event_id>")

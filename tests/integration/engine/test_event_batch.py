@@ -22,8 +22,13 @@ BATCH = f"{API}/events/batch"
 
 
 def send_batch(caller: Any, events: list[Any], status: int = 207) -> dict[str, Any]:
+    from api.events.schemas import EventBatchAnswerSchema
+
     response = caller.post(BATCH, {"events": events})
     assert response.status_code == status, response.json
+    # Built JSON-ready rather than dumped through the schema: it must still be its shape.
+    schema = EventBatchAnswerSchema()
+    assert schema.dump(schema.load(response.json)) == response.json
     return dict(response.json)
 
 
