@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,10 +212,11 @@ def test_an_event_wakes_the_waits_of_its_type(admin: Any, rt: Any) -> None:
 
 
 @pytest.fixture
-def limited(engine_settings: dict[str, Any]) -> Iterator[Any]:
+def limited(engine_settings: dict[str, Any], request: Any) -> Iterator[Any]:
     from api.app import create_app
 
-    application = create_app({**engine_settings, "rate_limit_default": "5/minute"})
+    limit = getattr(request, "param", "5/minute")
+    application = create_app({**engine_settings, "rate_limit_default": limit})
     yield application.test_client()
     application.extensions["iw"].dispose()
 
@@ -274,3 +276,21 @@ def test_a_key_stored_by_a_concurrent_request_answers_that_event_and_the_rest_st
     assert str(raced["event"]["id"]) == taken["id"]
     assert raced["event"]["execution_ids"] == taken["execution_ids"]
     assert counts(rt, admin.organization_id) == (2, 2, 2)
+
+
+@pytest.mark.parametrize("limited", ["2/second;3/minute"], indirect=True)
+def test_every_window_of_the_limit_is_charged_and_the_tightest_decides(
+    limited: Any, rt: Any
+) -> None:
+    caller = register(limited)
+    events = [{"event_type": unique("batch.windows")} for _ in range(5)]
+
+    first = send_batch(caller, events)
+    time.sleep(1.1)  # the one-second window is empty again, the minute's holds 2 of 3
+    second = send_batch(caller, events)
+
+    assert [r["status"] for r in first["results"]] == [202, 202, 429, 429, 429]
+    assert first["retry_after"] == 1
+    assert [r["status"] for r in second["results"]] == [202, 429, 429, 429, 429]
+    assert second["retry_after"] == 60
+    assert counts(rt, caller.organization_id)[0] == 3
