@@ -111,6 +111,7 @@ class ChannelSender:
         message = self._message(
             name,
             kwargs,
+            self._links(),
             argsrepr=argsrepr,
             kwargsrepr=kwargsrepr,
             soft_time_limit=soft_time_limit,
@@ -141,7 +142,9 @@ class ChannelSender:
         connection and retries the whole batch once on a new one, then raises: a
         message sent twice is harmless (its ticket is consumed once), a lost one is
         relayed."""
-        built = [self._message(name, kwargs, **options) for kwargs, options in messages]
+        # The parent task is the same for all (looked up once: a stack walk each time).
+        links = self._links()
+        built = [self._message(name, kwargs, links, **options) for kwargs, options in messages]
         serializer = self._app.conf.task_serializer
         bodies = [dumps(message.body, serializer=serializer) for message in built]
         for attempt in (1, 2):
@@ -169,21 +172,26 @@ class ChannelSender:
         for message in built:
             _sent(name, queue, message)
 
+    def _links(self) -> tuple[str | None, str | None]:
+        """(parent id, root id): inside a task, keep Celery's parent/root links."""
+        parent = self._app.current_worker_task
+        parent_id = parent.request.id if parent else None
+        root_id = (parent.request.root_id or parent_id) if parent else None
+        return parent_id, root_id
+
     def _message(
         self,
         name: str,
         kwargs: dict[str, Any],
+        links: tuple[str | None, str | None],
         *,
         argsrepr: str,
         kwargsrepr: str,
         soft_time_limit: float,
         time_limit: float,
     ) -> Any:
-        app = self._app
-        parent = app.current_worker_task  # inside a task: keep Celery's parent/root links
-        parent_id = parent.request.id if parent else None
-        root_id = (parent.request.root_id or parent_id) if parent else None
-        return app.amqp.as_task_v2(
+        parent_id, root_id = links
+        return self._app.amqp.as_task_v2(
             uuid(),
             name,
             kwargs=kwargs,
