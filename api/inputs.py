@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import request
+from flask import current_app, request
 from marshmallow import ValidationError, fields
 
 from api.errors import abort
@@ -28,6 +29,8 @@ from api.errors import abort
 # own limit (gunicorn.conf.py) is set higher, so that such headers reach the app.
 MAX_HEADER_BYTES = 8192
 MAX_JSON_DEPTH = 100
+_CHECKS_ITEMS = "_iw_checks_its_items"
+F = TypeVar("F", bound=Callable[..., Any])
 
 NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
 SURROGATE_MESSAGE = "must not contain lone surrogate code points (\\ud800-\\udfff)"
@@ -92,10 +95,19 @@ def guard_request() -> None:
         if isinstance(value, str) and (problem := text_problem(value)):
             abort(422, "The request did not validate", {name: [problem]})
     if request.is_json:
-        _guard_json_body(request.get_data(cache=True))
+        view = current_app.view_functions.get(request.endpoint or "")
+        _guard_json_body(request.get_data(cache=True), walk=not getattr(view, _CHECKS_ITEMS, False))
 
 
-def _guard_json_body(raw: bytes) -> None:
+def checks_its_items(view: F) -> F:
+    """A view whose body is a list of items answered one by one (POST /events/batch):
+    the guard still refuses a body it cannot read, but leaves a value Postgres could
+    not store to the view, which rejects only the item holding it (json_problem)."""
+    setattr(view, _CHECKS_ITEMS, True)
+    return view
+
+
+def _guard_json_body(raw: bytes, *, walk: bool = True) -> None:
     if not raw:
         return
     deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
@@ -107,7 +119,7 @@ def _guard_json_body(raw: bytes) -> None:
         return  # not JSON: the view's own parser answers that, in the error shape
     except (ValueError, RecursionError) as exc:  # too many digits, too deep
         abort(400, f"The JSON body could not be read: {exc}")
-    found = json_problem(document)
+    found = json_problem(document) if walk else None
     if found:
         where, problem = found
         abort(422, "The request did not validate", {where or "body": [problem]})

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
+from limits import parse_many
+from limits.storage import RedisStorage
 
 from api.auth.principal import access_claims
 from api.auth.tokens import TokenError, hash_token
@@ -28,6 +32,7 @@ from models.config import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 UNLIMITED_PATHS = ("/health", "/ready", "/metrics")
+KEY_PREFIX = "iw"
 
 
 def principal_key() -> str:
@@ -88,7 +93,7 @@ limiter = Limiter(
     default_limits_exempt_when=_is_exempt,
     headers_enabled=False,
     strategy="moving-window",
-    key_prefix="iw",
+    key_prefix=KEY_PREFIX,
     on_breach=_on_breach,
 )
 
@@ -98,6 +103,93 @@ def auth_rate_limit(view: F) -> F:
     limited = limiter.limit(auth_limit, key_func=ip_key)(view)
     limited._auth_rate_limited = True  # type: ignore[attr-defined]
     return cast(F, limited)
+
+
+def each_event_limited(view: F) -> F:
+    """A view that charges the default limit once per item it accepts (charge_each),
+    instead of once per request: exempt from the per-request charge."""
+    return cast(F, limiter.exempt(view))
+
+
+@dataclass(frozen=True)
+class Charge:
+    granted: int  # how many of the items asked for fit in the limit, the first ones
+    retry_after: int  # seconds until the window that refused the rest has room (0: none)
+
+
+# The default limit's moving windows as flask-limiter keeps them (limits' Redis
+# moving window: a list of hit timestamps, newest first, trimmed to the limit),
+# charged for as many items as every window has room for, in one round trip.
+# KEYS: one window per limit; ARGV: now, items asked, then (amount, seconds) per window.
+_CHARGE_EACH = """
+local now = tonumber(ARGV[1])
+local granted = tonumber(ARGV[2])
+local binding = 0
+for i, key in ipairs(KEYS) do
+    local amount = tonumber(ARGV[1 + 2 * i])
+    local expiry = tonumber(ARGV[2 + 2 * i])
+    local low, high, used = 0, math.min(redis.call('llen', key), amount) - 1, 0
+    while low <= high do
+        local mid = math.floor((low + high) / 2)
+        if tonumber(redis.call('lindex', key, mid)) >= now - expiry then
+            used = mid + 1
+            low = mid + 1
+        else
+            high = mid - 1
+        end
+    end
+    if amount - used < granted then
+        granted = amount - used
+        binding = expiry
+    end
+end
+if granted > 0 then
+    local entries = {}
+    for j = 1, granted do entries[j] = now end
+    for i, key in ipairs(KEYS) do
+        for j = 1, granted, 5000 do
+            redis.call('lpush', key, unpack(entries, j, math.min(j + 4999, granted)))
+        end
+        redis.call('ltrim', key, 0, tonumber(ARGV[1 + 2 * i]) - 1)
+        redis.call('expire', key, tonumber(ARGV[2 + 2 * i]))
+    end
+end
+return {granted, binding}
+"""
+
+
+@lru_cache(maxsize=4)
+def _charge_script(client: Any) -> Any:
+    """The script, sent by its digest (EVALSHA) once Redis knows it."""
+    return client.register_script(_CHARGE_EACH)
+
+
+def charge_each(count: int) -> Charge:
+    """Charge the current principal's default limit for `count` items of this request,
+    in the windows the per-request charge of this endpoint would use: grants the
+    first ones that fit (all or none is what flask-limiter's cost would do)."""
+    from api.services import settings
+
+    if not settings().rate_limit_enabled or count == 0:
+        return Charge(count, 0)
+    storage = limiter.storage
+    if not isinstance(storage, RedisStorage):
+        raise TypeError(f"per-item rate limits need Redis storage, not {type(storage)}")
+    items = parse_many(default_limit())
+    scope = request.endpoint or request.path
+    keys = [
+        storage.prefixed_key(item.key_for(KEY_PREFIX, principal_key(), scope)) for item in items
+    ]
+    args: list[float] = [time.time(), count]
+    for item in items:
+        args += [item.amount, item.get_expiry()]
+    granted, binding = _charge_script(storage.storage)(keys=keys, args=args)
+    granted = max(0, int(granted))
+    if granted < count:
+        from monitoring import metrics
+
+        metrics.record_rate_limited("default")
+    return Charge(granted, int(binding) if granted < count else 0)
 
 
 def install_rate_limits(app: Flask, settings: Settings) -> None:

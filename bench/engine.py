@@ -2,7 +2,7 @@
 Celery-chain floor measured in the same run (shared/bench/celery_floor.py --pg).
 
     .venv/bin/python bench/engine.py [-n 300] [--rounds 3] [--skip-floor] [--skip-ingest]
-        [--skip-engine]
+        [--skip-engine] [--skip-batch]
 
 Starts, on a throwaway database and dedicated Redis DBs: gunicorn (2 workers,
 flags on the command line, no gunicorn.conf.py) and a Celery worker (prefork,
@@ -10,8 +10,12 @@ flags on the command line, no gunicorn.conf.py) and a Celery worker (prefork,
 client threads; waits until every execution finished; prints executions/s,
 steps/s and the p50/p95/p99 of event accepted -> execution finished. Then it
 stops the stack, runs the floor (its own worker, `run -e N -s 5 --pg`) and
-prints the ratio. With `wrk` installed it also compares POST /api/v1/events
-throughput with shared/bench/ingest_floor.py under the same gunicorn flags.
+prints the ratio. The same N events are also sent in batches of 100 through
+POST /api/v1/events/batch on a fresh stack (end to end with batched events,
+against the same floor). With `wrk` installed it also compares POST
+/api/v1/events throughput with shared/bench/ingest_floor.py under the same
+gunicorn flags, and, in the same round, the events/s of POST /events/batch
+(batches of 100 from 4 threads of this script's own client) with the floor's.
 
 On a shared machine the speed of both sides drifts between runs: with
 --rounds N each comparison is repeated N times, the platform and its floor
@@ -49,11 +53,18 @@ from harness import throwaway_database as new_database
 from sqlalchemy import create_engine, text
 
 BIN = Path(sys.executable).parent
-REDIS_APP = "redis://127.0.0.1:6379/10"
-REDIS_BROKER = "redis://127.0.0.1:6379/11"
+# DBs 10 and 11 are flushed around each round: on a machine shared with other runs,
+# point BENCH_REDIS_SERVER (and the floors' FLOOR_BROKER) at a redis-server of your own.
+REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
+REDIS_APP = f"{REDIS_SERVER}/10"
+REDIS_BROKER = f"{REDIS_SERVER}/11"
 RATE_LIMIT = "1000000/second"
 STEPS = 5
 CLIENT_THREADS = 8
+# Events a request of the batched runs (POST /events/batch), and the threads sending them.
+BATCH_SIZE = 100
+BATCH_THREADS = 4
+BATCH_SECONDS = 10.0
 
 
 def workflow(event: str) -> dict[str, Any]:
@@ -218,26 +229,41 @@ class EventSender:
 
     def send(self, body: dict[str, Any]) -> str:
         """The first execution id of the answer (the workflow starts one)."""
+        data = self._post("/api/v1/events", body, 202)
+        return str(json.loads(data)["execution_ids"][0])
+
+    def send_batch(self, bodies: list[dict[str, Any]]) -> list[str]:
+        """POST /events/batch; the first execution id of each event (all must be accepted)."""
+        data = self._post("/api/v1/events/batch", {"events": bodies}, 207)
+        answer = json.loads(data)
+        if answer["rejected"]:
+            rejected = [r for r in answer["results"] if r["status"] != 202]
+            raise SystemExit(f"POST /events/batch rejected {answer['rejected']}: {rejected[:3]}")
+        return [str(result["event"]["execution_ids"][0]) for result in answer["results"]]
+
+    def _post(self, path: str, body: dict[str, Any], expected: int) -> bytes:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
+            connection = http.client.HTTPConnection("127.0.0.1", self._port, timeout=60)
             self._local.connection = connection
             self._connections.append(connection)
-        connection.request("POST", "/api/v1/events", json.dumps(body), self._headers)
+        connection.request("POST", path, json.dumps(body), self._headers)
         response = connection.getresponse()
         data = response.read()
-        if response.status != 202:
-            raise SystemExit(f"POST /events answered {response.status}: {data[:300]!r}")
-        return str(json.loads(data)["execution_ids"][0])
+        if response.status != expected:
+            raise SystemExit(f"POST {path} answered {response.status}: {data[:300]!r}")
+        return data
 
     def close(self) -> None:
         for connection in self._connections:
             connection.close()
 
 
-def run_engine(
-    n: int, processes: Processes, database_url: str
-) -> tuple[dict[str, float], dict[str, float]]:
+def start_stack(
+    processes: Processes, database_url: str, event: str
+) -> tuple[int, dict[str, str], dict[str, str]]:
+    """API, worker and beat on this database, a user, the no-op workflow of `event`:
+    (port, environment, auth headers)."""
     port = free_port()
     env = stack_env(database_url, port)
     processes.spawn("api", gunicorn_command(port, "api.wsgi:app"), env)
@@ -259,12 +285,18 @@ def run_engine(
     wait_http(f"http://127.0.0.1:{port}/ready")
     base = f"http://127.0.0.1:{port}/api/v1"
     headers = {"Authorization": f"Bearer {register(base)}"}
-    event = "bench.noop"
     httpx.post(
         f"{base}/workflows", json=workflow(event), headers=headers, timeout=10
     ).raise_for_status()
     time.sleep(2)  # let the worker finish booting its pool
+    return port, env, headers
 
+
+def run_engine(
+    n: int, processes: Processes, database_url: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    event = "bench.noop"
+    port, env, headers = start_stack(processes, database_url, event)
     sender = EventSender(port, headers)
 
     def send(i: int) -> str:
@@ -300,6 +332,37 @@ def run_engine(
         processes.stop(name)
     drain = {"span_s": float(drain_span), "steps_per_s": n * STEPS / float(drain_span)}
     return end_to_end, drain
+
+
+def run_engine_batched(n: int, processes: Processes, database_url: str) -> dict[str, float]:
+    """End to end as run_engine's phase 1, the events sent BATCH_SIZE a request
+    (POST /events/batch) from up to CLIENT_THREADS threads."""
+    event = "bench.noop"
+    port, _env, headers = start_stack(processes, database_url, event)
+    sender = EventSender(port, headers)
+    batches = [
+        [
+            {"event_type": event, "payload": {"i": i}}
+            for i in range(start, min(n, start + BATCH_SIZE))
+        ]
+        for start in range(0, n, BATCH_SIZE)
+    ]
+    db = create_engine(database_url)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(min(CLIENT_THREADS, len(batches))) as pool:
+        ids = [
+            execution_id
+            for answer in pool.map(sender.send_batch, batches)
+            for execution_id in answer
+        ]
+    accepted_s = time.perf_counter() - started
+    wait_finished(db, n, started)
+    result = _summary(db, ids, n, accepted_s)
+    db.dispose()
+    sender.close()
+    for name in ("beat", "worker", "api"):
+        processes.stop(name)
+    return result
 
 
 def _summary(db: Any, ids: list[str], n: int, accepted_s: float) -> dict[str, float]:
@@ -375,7 +438,45 @@ def wrk_rps(url: str, token: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def run_ingest(processes: Processes, database_url: str, rounds: int) -> None:
+# The event wrk's post_event.lua sends, so a batch carries the same events.
+INGEST_EVENT = {
+    "event_type": "order.checkout.initiated",
+    "source": "bench",
+    "payload": {
+        "order": {"id": "o-1", "total": 12000},
+        "customer": {"tier": "silver", "name": "Ada"},
+    },
+}
+
+
+def batch_events_per_s(port: int, token: str) -> tuple[float, float]:
+    """(events/s, requests/s) of POST /events/batch, BATCH_SIZE events a request, from
+    BATCH_THREADS threads for BATCH_SECONDS; every event must be accepted."""
+    sender = EventSender(port, {"Authorization": f"Bearer {token}"})
+    batch = [INGEST_EVENT] * BATCH_SIZE
+    deadline = time.perf_counter() + BATCH_SECONDS
+    lock = threading.Lock()
+    sent = [0, 0]  # events, requests
+
+    def loop() -> None:
+        while time.perf_counter() < deadline:
+            accepted = len(sender.send_batch(batch))
+            with lock:
+                sent[0] += accepted
+                sent[1] += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=loop) for _ in range(BATCH_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    sender.close()
+    return sent[0] / elapsed, sent[1] / elapsed
+
+
+def run_ingest(processes: Processes, database_url: str, rounds: int, batch: bool) -> None:
     if shutil.which("wrk") is None:
         print("ingest: wrk not installed (apt-get install -y wrk), skipped")
         return
@@ -402,6 +503,7 @@ def run_ingest(processes: Processes, database_url: str, rounds: int) -> None:
     # Both servers stay up (the idle one costs nothing) and take turns, so a noisy
     # neighbour slows both sides of a round rather than one side of the ratio.
     ratios: list[float] = []
+    batch_ratios: list[float] = []
     for round_ in range(1, rounds + 1):
         platform = wrk_rps(f"{base}/events", f"Bearer {token}")
         floor = wrk_rps(f"http://127.0.0.1:{floor_port}/e", "unused")
@@ -413,10 +515,25 @@ def run_ingest(processes: Processes, database_url: str, rounds: int) -> None:
         if floor:
             ratios.append(platform / floor)
             print(f"  ingest efficiency: {platform / floor:.2f}")
+        if batch:
+            events_per_s, requests_per_s = batch_events_per_s(port, token)
+            print(
+                f"  POST /api/v1/events/batch {events_per_s:.0f} events/s ({requests_per_s:.1f}"
+                f" req/s of {BATCH_SIZE} events, {BATCH_THREADS} client threads,"
+                f" {BATCH_SECONDS:.0f}s)"
+            )
+            if floor:
+                batch_ratios.append(events_per_s / floor)
+                print(f"  batch ingest / floor events/s: {events_per_s / floor:.2f}")
     processes.stop("ingest-floor")
     processes.stop("api")
     if len(ratios) > 1:
         print(f"ingest efficiency, median of {len(ratios)} rounds: {statistics.median(ratios):.2f}")
+    if len(batch_ratios) > 1:
+        print(
+            f"batch ingest / floor, median of {len(batch_ratios)} rounds:"
+            f" {statistics.median(batch_ratios):.2f}"
+        )
 
 
 def report(
@@ -449,6 +566,26 @@ def report(
     return None
 
 
+def report_batched(result: dict[str, float], floor: float | None) -> float | None:
+    """Print the batched end-to-end run; returns its efficiency against the floor."""
+    print(
+        f"engine end to end, events in batches of {BATCH_SIZE} (POST /events/batch):"
+        f" executions={result['executions']:.0f} failed={result['failed']:.0f}"
+        f" exec_per_s={result['exec_per_s']:.1f} steps_per_s={result['steps_per_s']:.1f}"
+    )
+    print(
+        f"  first accepted -> last finished {result['span_s']:.2f}s; "
+        f"all {result['executions']:.0f} events accepted in {result['accept_s']:.2f}s;"
+        f" event accepted -> execution finished p50={result['p50'] * 1000:.0f}ms"
+        f" p99={result['p99'] * 1000:.0f}ms"
+    )
+    if not floor:
+        return None
+    ratio = result["steps_per_s"] / floor
+    print(f"efficiency end to end with batched events (steps/s / floor --pg steps/s): {ratio:.2f}")
+    return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -457,6 +594,11 @@ def main() -> None:
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-engine", action="store_true", help="only the ingest comparison")
+    parser.add_argument(
+        "--skip-batch",
+        action="store_true",
+        help="no POST /events/batch runs (ingest in batches, end to end in batches)",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
@@ -470,28 +612,42 @@ def main() -> None:
     print(f"rate limit raised for the bench: RATE_LIMIT_DEFAULT={RATE_LIMIT}")
     print(f"logs: {processes.workdir}")
     efficiencies: list[tuple[float, float]] = []
+    batched: list[float] = []
     try:
         for round_ in range(1, args.rounds + 1):
             if args.skip_engine:
                 break
             if args.rounds > 1:
                 print(f"--- engine round {round_}")
-            # A fresh database per round: wait_finished counts every execution in it.
+            # A fresh database per run: wait_finished counts every execution in it.
             with throwaway_database() as database_url:
                 result, drain = run_engine(args.n, processes, database_url)
+            in_batches = None
+            if not args.skip_batch:
+                with throwaway_database() as database_url:
+                    in_batches = run_engine_batched(args.n, processes, database_url)
             floor = None if args.skip_floor else run_floor(args.n, processes)
             measured = report(result, drain, floor)
             if measured:
                 efficiencies.append(measured)
+            if in_batches is not None:
+                ratio = report_batched(in_batches, floor)
+                if ratio is not None:
+                    batched.append(ratio)
         if len(efficiencies) > 1:
             print(
                 f"efficiency, median of {len(efficiencies)} rounds: end to end"
                 f" {statistics.median(e for e, _ in efficiencies):.2f}, engine alone"
                 f" {statistics.median(a for _, a in efficiencies):.2f}"
             )
+        if len(batched) > 1:
+            print(
+                f"efficiency end to end with batched events, median of {len(batched)} rounds:"
+                f" {statistics.median(batched):.2f}"
+            )
         if not args.skip_ingest:
             with throwaway_database() as database_url:
-                run_ingest(processes, database_url, args.rounds)
+                run_ingest(processes, database_url, args.rounds, batch=not args.skip_batch)
     finally:
         processes.stop_all()
 

@@ -49,8 +49,9 @@ from harness import (
 )
 from sqlalchemy import event
 
-REDIS_APP = "redis://127.0.0.1:6379/4"
-REDIS_BROKER = "redis://127.0.0.1:6379/5"
+REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
+REDIS_APP = f"{REDIS_SERVER}/4"
+REDIS_BROKER = f"{REDIS_SERVER}/5"
 EVENT_BODY = json.loads(
     '{"event_type":"order.checkout.initiated","source":"bench","payload":'
     '{"order":{"id":"o-1","total":12000},"customer":{"tier":"silver","name":"Ada"}}}'
@@ -97,6 +98,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--api-key", action="store_true", help="authenticate with an API key")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="post N events a request through POST /events/batch; figures are per event",
+    )
     parser.add_argument("--floor", action="store_true", help="measure ingest_floor.py instead")
     parser.add_argument("--profile", choices=["cprofile"])
     parser.add_argument("--top", type=int, default=40)
@@ -141,12 +148,23 @@ def measure_platform(args: argparse.Namespace) -> None:
             if response.status_code != 202:
                 raise SystemExit(f"POST /events answered {response.status_code}: {response.data!r}")
 
+        batch = {"events": [EVENT_BODY] * args.batch}
+
+        def post_batch() -> None:
+            response = client.post("/api/v1/events/batch", json=batch, headers=headers)
+            if response.status_code != 207 or response.get_json()["rejected"]:
+                raise SystemExit(f"POST /events/batch answered {response.status_code}")
+
         with app.app_context():
             app_services = services()
         db_engine = app_services.db_engine
-        label = f"POST /api/v1/events ({'API key' if args.api_key else 'JWT'})"
+        credential = "API key" if args.api_key else "JWT"
+        label = f"POST /api/v1/events ({credential})"
+        if args.batch:
+            label = f"POST /api/v1/events/batch of {args.batch} ({credential}), per event"
         trips = RoundTrips(db_engine, app_services.autocommit_engine)
-        measure(args, label, post, lambda: database_backends(db_engine), trips)
+        sender = post_batch if args.batch else post
+        measure(args, label, sender, lambda: database_backends(db_engine), trips)
         app_services.dispose()
     finally:
         drop_database(database_url)
@@ -235,7 +253,7 @@ def measure(
     db_cpu = process_cpu_seconds(database_pids) - db_cpu_before
     redis_count = redis_commands(counter) - redis_before - 1  # less the INFO itself
     counter.close()
-    n = args.n
+    n = args.n * max(1, getattr(args, "batch", 0))  # per event
     print(f"{label} x{n}")
     print(f"  wall per request:           {wall / n * 1e6:8.0f} µs")
     print(f"  API CPU per request:        {cpu / n * 1e6:8.0f} µs")

@@ -51,3 +51,20 @@ def parse_payload(argument: str | None, option: str = "--payload") -> dict[str, 
     if not isinstance(value, dict):
         raise UserError(f"{option}: expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def read_ndjson(path: str) -> list[tuple[int, dict[str, Any]]]:
+    """The JSON objects of a file with one a line (`-`: standard input), with their
+    line numbers; blank lines are skipped. Any other line fails the whole file."""
+    source = path if path != "-" else "stdin"
+    objects = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        value = parse_json(line, f"{source} line {number}")
+        if not isinstance(value, dict):
+            raise UserError(
+                f"{source} line {number}: expected a JSON object, got {type(value).__name__}"
+            )
+        objects.append((number, value))
+    return objects

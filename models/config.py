@@ -55,6 +55,8 @@ class Settings:
     failed_login_limit: int = 5
     failed_login_window: timedelta = timedelta(minutes=15)
     max_body_bytes: int = 1024 * 1024
+    # POST /events/batch: more events than this in one request is a 413.
+    event_batch_max: int = 500
     cors_origins: tuple[str, ...] = ()
     # Reverse proxies in front of the API whose X-Forwarded-For/-Proto/-Host are
     # believed; 0 trusts none (the per-IP limit then sees the peer address).
@@ -138,6 +140,8 @@ class Settings:
             raise ConfigurationError("REDIS_MAX_CONNECTIONS must be >= 1")
         if self.trusted_proxies < 0:
             raise ConfigurationError("TRUSTED_PROXIES must be >= 0")
+        if self.event_batch_max < 1:
+            raise ConfigurationError("EVENT_BATCH_MAX must be >= 1")
         return self
 
 
@@ -181,6 +185,7 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "FAILED_LOGIN_LIMIT": ("failed_login_limit", int),
     "FAILED_LOGIN_WINDOW": ("failed_login_window", parse_duration),
     "MAX_BODY_BYTES": ("max_body_bytes", int),
+    "EVENT_BATCH_MAX": ("event_batch_max", int),
     "CORS_ORIGINS": ("cors_origins", _split),
     "TRUSTED_PROXIES": ("trusted_proxies", int),
     "OUTBOUND_ALLOW_CIDRS": ("outbound_allow_cidrs", _split),

@@ -121,41 +121,72 @@ def start_executions(
     rows and tickets in one round trip, however many workflows an event starts, and
     with them whatever INSERTs the caller put in `batch` first (the event's). On an
     autocommit connection instead of a session, that one write is its own transaction."""
+    return start_many(
+        session,
+        [Start(workflow, execution_id, payload, event) for workflow, execution_id in workflows],
+        now=now,
+        trigger_type=trigger_type,
+        created_by=created_by,
+        batch=batch,
+    )
+
+
+@dataclass(frozen=True)
+class Start:
+    """One execution to start: its workflow version, its pre-allocated id, the payload
+    it starts with and the event that triggered it (if any)."""
+
+    workflow: WorkflowVersion
+    execution_id: uuid.UUID
+    payload: dict[str, Any]
+    event: Event | None = None
+
+
+def start_many(
+    session: Session | Connection,
+    starts: Sequence[Start],
+    *,
+    now: datetime,
+    trigger_type: str,
+    created_by: uuid.UUID | None = None,
+    batch: InsertBatch | None = None,
+) -> list[Launch]:
+    """Start executions each with its own payload and event (a batch of events): every
+    row and ticket in one round trip, after whatever INSERTs the caller put in `batch`."""
     batch = batch if batch is not None else InsertBatch()
-    if not workflows:
+    if not starts:
         batch.send(session)
         return []
-    definitions = [_parsed(workflow) for workflow, _ in workflows]
+    definitions = [_parsed(start.workflow) for start in starts]
     batch.add(
         Execution,
         [
             _new_execution(
-                workflow,
+                start.workflow,
                 definition,
-                execution_id,
-                payload,
+                start.execution_id,
+                start.payload,
                 now=now,
                 trigger_type=trigger_type,
-                event=event,
+                event=start.event,
                 created_by=created_by,
             )
-            for (workflow, execution_id), definition in zip(workflows, definitions, strict=True)
+            for start, definition in zip(starts, definitions, strict=True)
         ],
     )
     tickets = [
         new_ticket(
-            organization_id=workflow.organization_id,
-            execution_id=execution_id,
+            organization_id=start.workflow.organization_id,
+            execution_id=start.execution_id,
             definition=definition,
             step=definition.first_step,
             now=now,
         )
-        for (workflow, execution_id), definition in zip(workflows, definitions, strict=True)
+        for start, definition in zip(starts, definitions, strict=True)
     ]
     insert_tickets(session, tickets, batch=batch)
     return [
-        Launch(execution_id, ticket)
-        for (_, execution_id), ticket in zip(workflows, tickets, strict=True)
+        Launch(start.execution_id, ticket) for start, ticket in zip(starts, tickets, strict=True)
     ]
 
 

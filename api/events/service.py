@@ -18,7 +18,7 @@ settles concurrent repeats.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.auth.principal import Principal
-from api.dispatch import publish_after_commit, publish_now
+from api.dispatch import publish_after_commit_pipelined, publish_now_pipelined
 from api.errors import abort
 from api.pagination import paginate
 from api.services import autocommit_connection, services
@@ -40,18 +40,27 @@ from models.prepared import PreparedStatement, execute_prepared
 from models.rows import InsertBatch
 from monitoring import metrics
 from tasks.applied import record_metrics
-from tasks.launch import WorkflowRecord, start_executions
+from tasks.launch import Start, WorkflowRecord, start_many
 from tasks.resume import resume_event_waits
 
 _renderer = TemplateRenderer()
 
 
 def accept_event(principal: Principal, body: Mapping[str, Any], header_key: str | None) -> Event:
+    event, _ = receive_event(principal, body, header_key)
+    return event
+
+
+def receive_event(
+    principal: Principal, body: Mapping[str, Any], header_key: str | None
+) -> tuple[Event, bool]:
+    """The event's answer, and whether it is the first answer of its idempotency key
+    (stored before) rather than this event's own."""
     key = body.get("idempotency_key") or header_key or None
     if key is not None:
         existing = _find_by_key(principal.organization_id, key)
         if existing is not None:
-            return existing
+            return existing, True
     try:
         event = _store_and_route(principal, body, key)
     except IntegrityError:
@@ -59,9 +68,9 @@ def accept_event(principal: Principal, body: Mapping[str, Any], header_key: str 
         existing = _find_by_key(principal.organization_id, key) if key else None
         if existing is None:
             raise
-        return existing
+        return existing, True
     metrics.record_event_received(event.event_type)
-    return event
+    return event, False
 
 
 def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | None) -> Event:
@@ -69,8 +78,29 @@ def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | N
     payload = dict(body.get("payload") or {})
     routes = _routes(principal.organization_id, body["event_type"], payload)
     matching = [(workflow, uuid.uuid4()) for workflow in routes.workflows]
-    # The answer is stored with the event, so a repeated key returns it as is.
-    event = Event(
+    event = new_event(principal, body, payload=payload, key=key, matching=matching, now=now)
+    write_events(
+        [event],
+        [Start(workflow, execution_id, payload, event) for workflow, execution_id in matching],
+        waking=[event] if routes.waits_open else [],
+        now=now,
+        created_by=principal.user_id,
+    )
+    return event
+
+
+def new_event(
+    principal: Principal,
+    body: Mapping[str, Any],
+    *,
+    payload: dict[str, Any],
+    key: str | None,
+    matching: Sequence[tuple[WorkflowRecord, uuid.UUID]],
+    now: datetime,
+) -> Event:
+    """The event's row (not in any session), with the answer it gives: stored with
+    the event, so a repeated key returns it as is."""
+    return Event(
         id=uuid.uuid4(),
         organization_id=principal.organization_id,
         event_type=body["event_type"],
@@ -81,34 +111,45 @@ def _store_and_route(principal: Principal, body: Mapping[str, Any], key: str | N
         triggered_workflows=[workflow.workflow_id for workflow, _ in matching],
         execution_ids=[str(execution_id) for _, execution_id in matching],
     )
-    # Plain INSERTs of the event, the executions and their tickets, in one round
-    # trip (nothing reads them back). The event's goes first: a duplicate key fails
+
+
+def write_events(
+    events: Sequence[Event],
+    starts: Sequence[Start],
+    *,
+    waking: Sequence[Event],
+    now: datetime,
+    created_by: uuid.UUID | None,
+) -> None:
+    """Store events with the executions they start and their tickets, wake the waits
+    of the events in `waking` (those whose type has a wait open), publish the tickets.
+    All of it or nothing: one transaction."""
+    # Plain INSERTs of the events, the executions and their tickets, in one round
+    # trip (nothing reads them back). The events' go first: a duplicate key fails
     # there, before any execution exists.
     batch = InsertBatch()
-    batch.add(Event, [_columns(event)])
+    batch.add(Event, [_columns(event) for event in events])
     launch = partial(
-        start_executions,
-        workflows=matching,
-        payload=payload,
+        start_many,
+        starts=starts,
         now=now,
         trigger_type="event",
-        event=event,
-        created_by=principal.user_id,
+        created_by=created_by,
         batch=batch,
     )
-    if not routes.waits_open:
+    if not waking:
         # On the autocommit connection the one multi-statement write is its own
         # transaction, committed when it returns: the tickets go out at once.
-        publish_now([started.ticket for started in launch(autocommit_connection())])
-        return event
+        publish_now_pipelined([started.ticket for started in launch(autocommit_connection())])
+        return
     with services().unit_of_work() as uow:
         tickets: list[DispatchOutbox] = [started.ticket for started in launch(uow.session)]
-        for applied in resume_event_waits(uow.session, event, now=now):
-            tickets.extend(applied.tickets)
-            uow.after_commit(partial(record_metrics, applied))
-        publish_after_commit(uow, tickets)
+        for event in waking:
+            for applied in resume_event_waits(uow.session, event, now=now):
+                tickets.extend(applied.tickets)
+                uow.after_commit(partial(record_metrics, applied))
+        publish_after_commit_pipelined(uow, tickets)
         uow.commit()
-    return event
 
 
 def _columns(event: Event) -> dict[str, Any]:
@@ -152,7 +193,14 @@ def _routes(organization_id: uuid.UUID, event_type: str, payload: dict[str, Any]
         [_EVENT_ROUTES],
         {"organization_id": organization_id, "event_type": event_type},
     ).all()
-    records = [
+    records = workflow_records(rows)
+    return _Routes(matching_workflows(records, event_type, payload), waits_open=bool(rows[0][5]))
+
+
+def workflow_records(rows: Sequence[Sequence[Any]]) -> list[WorkflowRecord]:
+    """The workflows of a routing read's rows (id, organization, workflow id, version,
+    definition text first; a row without a workflow has a NULL id)."""
+    return [
         WorkflowRecord(
             id=row[0],
             organization_id=row[1],
@@ -163,12 +211,18 @@ def _routes(organization_id: uuid.UUID, event_type: str, payload: dict[str, Any]
         for row in rows
         if row[0] is not None
     ]
-    matching = [
+
+
+def matching_workflows(
+    records: Sequence[WorkflowRecord], event_type: str, payload: dict[str, Any]
+) -> list[WorkflowRecord]:
+    """The workflows an event of this type and payload starts (trigger type or glob,
+    and its payload filter)."""
+    return [
         record
         for record in records
         if event_matches(record.trigger, event_type, payload, _filter_holds)
     ]
-    return _Routes(matching, waits_open=bool(rows[0][5]))
 
 
 def _filter_holds(condition: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:

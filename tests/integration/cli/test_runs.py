@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli.conftest import Iwctl
+from tests.integration.cli.conftest import Account, Iwctl
 
 pytestmark = pytest.mark.integration
 
@@ -168,6 +168,55 @@ def test_events_send_validates_its_payload(cli: Iwctl) -> None:
 
     assert result.exit_code == 1
     assert "expected a JSON object" in result.stderr
+
+
+def test_events_send_file_sends_an_ndjson_file_in_batches(cli: Iwctl, tmp_path: Path) -> None:
+    cli.ok("templates", "init", "event-notify", "-o", "n.json")
+    cli.ok("deploy", "n.json", "--enable")
+    lines = [
+        json.dumps({"event_type": "order.created", "payload": {"order": {"id": f"o-{i}"}}})
+        for i in range(230)
+    ]
+    lines[10] = json.dumps({"payload": {"no": "type"}})
+    lines[20] = json.dumps({"event_type": "order.created", "idempotency_key": "file-k"})
+    lines[150] = json.dumps({"event_type": "order.created", "idempotency_key": "file-k"})
+    lines.insert(40, "")  # blank lines are skipped
+    (tmp_path / "events.ndjson").write_text("\n".join(lines) + "\n")
+
+    # The stack's default limit is 100 events a second: later batches are rate limited
+    # at first and sent again after the Retry-After.
+    result = cli("events", "send", "--file", "events.ndjson")
+
+    assert result.exit_code == 1, result
+    assert "Traceback" not in result.stderr
+    assert "sending events" in result.stderr
+    assert "line 11: rejected (422)" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "230 events: 229 accepted (1 repeated keys), 1 rejected; 228 executions started"
+    )
+
+    again = cli("events", "send", "--file", "events.ndjson", "--batch-size", "500", "--json")
+    answers = again.json()
+    assert again.exit_code == 1
+    assert [a["line"] for a in answers][:12] == [*range(1, 11), 11, 12]
+    assert [a["status"] for a in answers].count(202) == 229
+    assert answers[20]["repeated"] is True  # file-k, stored by the first send
+
+
+def test_events_send_file_refuses_a_malformed_file_before_sending(
+    cli: Iwctl, account: Account, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.ndjson").write_text('{"event_type": "a.b"}\n[1]\n')
+    (tmp_path / "broken.ndjson").write_text('{"event_type": "a.b"}\n{"event_type": \n')
+
+    not_object = cli("events", "send", "--file", "bad.ndjson")
+    broken = cli("events", "send", "--file", "broken.ndjson")
+    both = cli("events", "send", "a.b", "--file", "bad.ndjson")
+
+    assert not_object.exit_code == 1 and "line 2: expected a JSON object" in not_object.stderr
+    assert broken.exit_code == 1 and "line 2: invalid JSON" in broken.stderr
+    assert both.exit_code == 2
+    assert account.call("GET", "/events").json()["events"] == []
 
 
 def test_approvals_are_listed_and_decided(cli: Iwctl, endpoints: set[str]) -> None:

@@ -238,3 +238,59 @@ def test_a_forked_process_publishes_on_its_own_connection(redis_url: str) -> Non
     _send(sender, 3)  # and the parent's connection still works
 
     assert sorted(m.decode()[1]["n"] for m in _received(redis_url, 3)) == [1, 2, 3]
+
+
+def _send_many(sender: Any, numbers: list[int]) -> None:
+    sender.send_many(
+        "workflows.run_step",
+        _SENDER_QUEUE,
+        [
+            (
+                {"n": n},
+                {
+                    "argsrepr": "()",
+                    "kwargsrepr": f"n={n}",
+                    "soft_time_limit": 35.0,
+                    "time_limit": 45.0,
+                },
+            )
+            for n in numbers
+        ],
+    )
+
+
+def test_messages_sent_together_are_the_messages_sent_one_by_one(redis_url: str) -> None:
+    from prometheus_client import REGISTRY
+
+    from tasks.dispatch import connect_publish_metrics
+
+    connect_publish_metrics()
+    labels = {"name": "workflows.run_step", "hostname": socket.gethostname()}
+    labels["queue_name"] = _SENDER_QUEUE
+    before = REGISTRY.get_sample_value("celery_task_sent_total", labels) or 0.0
+    sender = _sender(redis_url)
+    _send(sender, 0)
+    _send_many(sender, [1, 2, 3])
+
+    single, *together = _received(redis_url, 4)
+
+    assert sorted(m.decode()[1]["n"] for m in together) == [1, 2, 3]
+    varying = {"id", "root_id", "correlation_id", "delivery_tag", "delivery_info", "kwargsrepr"}
+    for message in together:
+        assert _without(message.headers, varying) == _without(single.headers, varying)
+        assert _without(message.properties, varying) == _without(single.properties, varying)
+        assert message.headers["kwargsrepr"] == f"n={message.decode()[1]['n']}"
+    assert REGISTRY.get_sample_value("celery_task_sent_total", labels) == before + 4
+
+
+def test_messages_sent_together_survive_the_connection_being_killed(redis_url: str) -> None:
+    sender = _sender(redis_url)
+    _send_many(sender, [1, 2])
+    connection_id = sender._channel().client.client_id()
+    admin = redis.Redis.from_url(redis_url)
+    assert admin.client_kill_filter(_id=connection_id) == 1
+    admin.close()
+
+    _send_many(sender, [3, 4])
+
+    assert sorted(m.decode()[1]["n"] for m in _received(redis_url, 4)) == [1, 2, 3, 4]

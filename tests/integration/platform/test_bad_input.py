@@ -121,7 +121,6 @@ def test_a_nul_character_in_a_path_is_a_404_or_422(caller: Caller) -> None:
         ("events", lambda s: {"event_type": "order.created", "payload": {s: 1}}),
         ("events", lambda s: {"event_type": s, "payload": {}}),
         ("events", lambda s: {"event_type": "a", "payload": {"deep": [{"x": [s]}]}}),
-        ("events/batch", lambda s: {"events": [{"event_type": "a", "payload": {"k": s}}]}),
         ("workflows", lambda s: wrapped(workflow_id="nul_" + uuid.uuid4().hex[:6], name=s)),
         ("workflows", lambda s: wrapped(workflow_id="nul_" + uuid.uuid4().hex[:6], tags=[s])),
         ("workflows/validate", lambda s: wrapped(description=s)),
@@ -149,6 +148,30 @@ def test_json_bodies_with_nul_or_lone_surrogates_are_a_422(
 
     assert response.status_code in {400, 422}, response.get_data(as_text=True)
     assert set(response.json) >= ERROR_SHAPE
+
+
+@pytest.mark.parametrize("text", ["\u0000", "a\u0000b", "\ud800", "x\udfff"])
+def test_in_a_batch_of_events_only_the_event_holding_nul_or_a_lone_surrogate_is_a_422(
+    caller: Caller, text: str
+) -> None:
+    events = [
+        {"event_type": "a", "payload": {"k": text}},
+        {"event_type": "a", "payload": {"k": "fine"}},
+        {"event_type": text, "payload": {}},
+    ]
+    response = caller.client.post(
+        f"{API}/events/batch",
+        data=json.dumps({"events": events}),  # ensure_ascii: the escapes are what a client sends
+        content_type="application/json",
+        headers=caller.headers,
+    )
+
+    assert response.status_code == 207, response.get_data(as_text=True)
+    first, fine, third = response.json["results"]
+    assert (first["status"], fine["status"], third["status"]) == (422, 202, 422)
+    assert set(first["error"]) >= ERROR_SHAPE
+    assert list(first["error"]["errors"]) == ["payload.k"]
+    assert list(third["error"]["errors"]) == ["event_type"]
 
 
 @pytest.mark.parametrize("username", ["\ud800", "ada\u0000", "\udc80lovelace"])
