@@ -670,7 +670,7 @@ def run_with_worker(args: argparse.Namespace) -> None:
         per_process = {pid: cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after}
         cpu = sum(per_process.values())
         db_cpu = process_cpu_seconds(backends) - db_cpu_before
-        ids = [t.execution_id for t in tickets]
+        ids = [str(t.execution_id) for t in tickets]
         with rt.db_engine.connect() as connection:
             span = connection.execute(
                 text(
