@@ -176,7 +176,7 @@ def _step_once(rt: Any, execution_id: str) -> bool:
     """Run the oldest ticket of this execution; False when it has none left."""
     from models.execution import DispatchOutbox
     from tasks.dispatch import Ticket
-    from tasks.steprun import StepMessage, run_step_message
+    from tasks.steprun import run_step_message
 
     with rt.session_factory() as session:
         row = session.scalars(
@@ -188,7 +188,7 @@ def _step_once(rt: Any, execution_id: str) -> bool:
         ticket = Ticket.from_row(row) if row is not None else None
     if ticket is None:
         return False
-    run_step_message(rt, StepMessage.parse(ticket.message()))
+    run_step_message(rt, Ticket.parse(ticket.message()))
     return True
 
 
