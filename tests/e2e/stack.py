@@ -125,6 +125,9 @@ class Stack:
         there: call before start_api()."""
         env = self.env(self.workdir / "metrics-streams")
         env.update({"STREAM_PORT": str(self.stream_port), "STREAM_WORKERS": "1"})
+        # The console, served by the API, opens the streams here from the API's origin.
+        origins = [o for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()]
+        env["CORS_ORIGINS"] = ",".join([*origins, self.api_url])
         env.pop("STREAM_REDIRECT_URL", None)
         self._spawn(
             "streams",
