@@ -1,10 +1,13 @@
 """The web console in a real browser against a real stack.
 
-Starts gunicorn (serving the built console at `/`), a Celery worker and beat on
-the run's throwaway database, then runs `node web/e2e/run.mjs`: headless Debian
+Starts gunicorn (serving the built console at `/`), the stream service on a
+port of its own (as `make up` does), a Celery worker and beat on the run's
+throwaway database, then runs `node web/e2e/run.mjs`: headless Debian
 Chromium driven by playwright-core walks register → sign in → editor (errors
 pinned to their paths) → enable → send an event → execution `waiting` →
-approve in the inbox → completed with its trace → a cron schedule (its bad
+approve in the inbox → completed with its trace → the live timeline and inbox
+moved by another client's approval over the stream, and polling while the
+stream service is unreachable → a cron schedule (its bad
 cron rejected at the field, its next runs, disabled, deleted), saving a
 screenshot of every page under test-artifacts/web/. Each phase is a test here,
 read from the script's results.json.
@@ -90,6 +93,8 @@ def console_run(
         shutil.rmtree(ARTIFACTS)
     ARTIFACTS.mkdir(parents=True)
     try:
+        # The live timeline and inbox open the streams there (cross-origin, as under `make up`).
+        stack.start_streams()
         stack.start_api()
         stack.start_worker()
         stack.start_beat()
@@ -101,6 +106,7 @@ def console_run(
             env={
                 **os.environ,
                 "IW_BASE_URL": stack.api_url,
+                "IW_STREAM_URL": stack.stream_url,
                 "IW_ARTIFACTS_DIR": str(ARTIFACTS),
                 "CHROMIUM_PATH": CHROMIUM,
             },
@@ -117,10 +123,10 @@ def console_run(
                 f"{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}"
             )
         results = json.loads(results_file.read_text())
-        results["logs"] = {name: stack.log(name) for name in ("api", "worker", "beat")}
+        results["logs"] = {name: stack.log(name) for name in ("api", "streams", "worker", "beat")}
         yield results
     finally:
-        for name in ("api", "worker", "beat"):
+        for name in ("api", "streams", "worker", "beat"):
             log = stack.workdir / f"{name}.log"
             if log.exists():
                 shutil.copy(log, ARTIFACTS / f"{name}.log")
@@ -156,6 +162,9 @@ def _check(results: dict[str, Any], name: str) -> None:
         "approve_in_inbox",
         "execution_completes_with_trace",
         "shadow_run",
+        "live_timeline",
+        "live_approvals_inbox",
+        "polling_fallback_without_the_stream",
         "pause_resume_cancel",
         "schedules",
         "analytics",
