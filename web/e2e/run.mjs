@@ -19,8 +19,13 @@ const ARTIFACTS = resolve(process.env.IW_ARTIFACTS_DIR ?? "test-artifacts/web");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const TIMEOUT = Number(process.env.IW_E2E_TIMEOUT_MS ?? 15000);
 const EXECUTION_TIMEOUT = Number(process.env.IW_E2E_EXECUTION_TIMEOUT_MS ?? 45000);
-// The stream service when it has an origin of its own (make up, the e2e stack); empty: none.
-const STREAM_URL = (process.env.IW_STREAM_URL ?? "").replace(/\/$/, "");
+// The stream service when it has an origin of its own (make up, the e2e stack); empty: the
+// streams are on the console's origin (a proxy routes their paths to the stream service).
+const STREAM_BASE = (process.env.IW_STREAM_URL ?? "").replace(/\/$/, "");
+const STREAM_URL = STREAM_BASE || BASE;
+const isStreamPath = (url) => /^\/api\/v1\/executions\/(stream|[0-9a-f-]{36}\/events)$/.test(url.pathname);
+// IW_E2E_PHASES=a,b,c runs only those phases (a run behind a proxy needs the live ones only).
+const ONLY = new Set((process.env.IW_E2E_PHASES ?? "").split(",").filter(Boolean));
 
 mkdirSync(ARTIFACTS, { recursive: true });
 const results = { base_url: BASE, phases: {}, screenshots: [], console_errors: [], csp_violations: [], started_at: new Date().toISOString() };
@@ -104,6 +109,7 @@ async function shot(name) {
 }
 
 async function phase(name, body) {
+  if (ONLY.size && !ONLY.has(name)) return;
   const t0 = Date.now();
   try {
     await body();
@@ -141,7 +147,7 @@ let blockingStreams = false;
 // Every stream request the console opened: [url, timestamp].
 const streamRequests = [];
 page.on("request", (request) => {
-  if (/\/api\/v1\/executions\/(stream|[0-9a-f-]{36}\/events)(\?|$)/.test(request.url())) streamRequests.push(request.url());
+  if (isStreamPath(new URL(request.url()))) streamRequests.push(request.url());
 });
 
 /** The API as another client (a second approver, another event source): the browser only watches. */
@@ -439,11 +445,11 @@ await phase("shadow_run", async () => {
 // The live phases send orders of their own: after the shadow run, which replays the hour's events.
 await phase("live_timeline", async () => {
   requires("execution_completes_with_trace");
-  expect(STREAM_URL !== "", "IW_STREAM_URL is not set: the stack has no stream service");
   const endpoint = await page.evaluate(async () => (await fetch("/api/v1/streams/endpoint")).status);
   expect(endpoint === 401, `GET /streams/endpoint without a token answered ${endpoint}`);
   const token = await signInElsewhere();
-  expect((await apiCall("GET", "/streams/endpoint", undefined, token)).base_url === STREAM_URL, "the API names another stream URL");
+  const { base_url: named } = await apiCall("GET", "/streams/endpoint", undefined, token);
+  expect(named === (STREAM_BASE || null), `the API names the stream URL ${named}`);
   const execution = await orderWaitingForApproval(token, "o-live-1");
   const opened = streamRequests.length;
   await page.goto(`${BASE}/executions/${execution}`);
@@ -487,7 +493,7 @@ await phase("polling_fallback_without_the_stream", async () => {
   requires("live_timeline");
   const token = await signInElsewhere();
   blockingStreams = true;
-  await page.route(`${STREAM_URL}/**`, (route) => route.abort());
+  await page.route(isStreamPath, (route) => route.abort());
   try {
     const execution = await orderWaitingForApproval(token, "o-fallback-1");
     await page.goto(`${BASE}/executions/${execution}`);
@@ -500,7 +506,7 @@ await phase("polling_fallback_without_the_stream", async () => {
     await page.locator('h1 [data-status="completed"]').waitFor({ timeout: EXECUTION_TIMEOUT });
     await page.locator('[data-testid="trace-step-allow"][data-status="completed"]').waitFor();
   } finally {
-    await page.unroute(`${STREAM_URL}/**`);
+    await page.unroute(isStreamPath);
     await page.goto(`${BASE}/workflows`);
     blockingStreams = false;
   }
