@@ -3,7 +3,11 @@
 // IW_BASE_URL. tests/e2e/web/test_console.py starts that stack on a throwaway
 // database and runs this script; it can also be pointed at `make up`:
 //
-//   IW_BASE_URL=http://127.0.0.1:8080 node web/e2e/run.mjs
+//   IW_BASE_URL=http://127.0.0.1:8080 IW_STREAM_URL=http://127.0.0.1:8081 node web/e2e/run.mjs
+//
+// IW_STREAM_URL is the stream service's origin (what GET /streams/endpoint names);
+// empty when a same-origin proxy routes the stream paths. IW_E2E_PHASES=a,b runs
+// only those phases.
 //
 // Each phase is recorded in <artifacts>/results.json (passed / failed /
 // skipped with the reason); a screenshot of every page is saved next to it.
