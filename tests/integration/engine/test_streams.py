@@ -408,11 +408,14 @@ def test_the_console_learns_where_the_streams_are_and_may_connect_there(
         caller = register(client)
         answer = caller.get(f"{API}/streams/endpoint")
         anonymous = client.get(f"{API}/streams/endpoint")
-        page = client.get("/")
+        # The console's page (or, without a build, its 404): read and closed.
+        with client.get("/") as page:
+            page_csp = page.headers["Content-Security-Policy"]
     finally:
         redirecting.extensions["iw"].dispose()
     in_place = register(stream_app.test_client()).get(f"{API}/streams/endpoint")
-    same_origin_page = stream_app.test_client().get("/")
+    with stream_app.test_client().get("/") as same_origin_page:
+        same_origin_csp = same_origin_page.headers["Content-Security-Policy"]
 
     assert answer.status_code == 200
     assert answer.get_json() == {"base_url": "http://streams:8081"}
@@ -420,8 +423,8 @@ def test_the_console_learns_where_the_streams_are_and_may_connect_there(
     assert anonymous.get_json()["code"] == 401
     # No stream host of its own: the console opens the streams on its origin.
     assert in_place.get_json() == {"base_url": None}
-    assert "connect-src 'self' http://streams:8081;" in page.headers["Content-Security-Policy"]
-    assert "connect-src 'self';" in same_origin_page.headers["Content-Security-Policy"]
+    assert "connect-src 'self' http://streams:8081;" in page_csp
+    assert "connect-src 'self';" in same_origin_csp
 
 
 def test_the_stream_service_lets_the_consoles_origin_open_and_resume_a_stream(
