@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import structlog
 from flask import Flask, Response, g, request
@@ -12,13 +13,18 @@ from flask import Flask, Response, g, request
 log = structlog.get_logger("api.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-CORS_ALLOWED_HEADERS = "Authorization, X-API-Key, Content-Type, Idempotency-Key, X-Request-ID"
+# Last-Event-ID: the console resumes a live stream on another origin (api/streams).
+CORS_ALLOWED_HEADERS = (
+    "Authorization, X-API-Key, Content-Type, Idempotency-Key, X-Request-ID, Last-Event-ID"
+)
 CORS_ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 # The console is served from the same origin and bundles everything: no inline
-# scripts, no CDN. Swagger UI is the exception and gets its own policy.
+# scripts, no CDN. Swagger UI is the exception and gets its own policy. It may
+# connect to the stream service too when that has an origin of its own
+# (STREAM_REDIRECT_URL): {streams} is that origin, or nothing.
 CSP_DEFAULT = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+    "script-src 'self'; connect-src 'self'{streams}; frame-ancestors 'none'; base-uri 'self'; "
     "form-action 'self'"
 )
 CSP_DOCS = (
@@ -41,7 +47,7 @@ def _finish(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     docs = request.path.startswith("/api/v1/docs")
-    response.headers.setdefault("Content-Security-Policy", CSP_DOCS if docs else CSP_DEFAULT)
+    response.headers.setdefault("Content-Security-Policy", CSP_DOCS if docs else _default_csp())
     if request.is_secure or request.headers.get("X-Forwarded-Proto") == "https":
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     _apply_cors(response)
@@ -73,6 +79,19 @@ def _apply_cors(response: Response) -> None:
         "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
     )
     response.headers["Access-Control-Max-Age"] = "600"
+
+
+def _default_csp() -> str:
+    from api.services import settings
+
+    streams = _origin(settings().stream_redirect_url)
+    return CSP_DEFAULT.format(streams=f" {streams}" if streams else "")
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, or "" (CSP sources are origins, not paths)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def _allowed_origins() -> tuple[str, ...]:

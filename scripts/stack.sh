@@ -143,7 +143,13 @@ up() {
   # The live streams (SSE) run on gthread workers of their own (gunicorn_streams.conf.py);
   # the API's sync workers answer those routes with a 307 to them.
   export PROMETHEUS_MULTIPROC_DIR="$VAR/metrics/streams"
-  start streams env -u STREAM_REDIRECT_URL "$BIN/gunicorn" -c gunicorn_streams.conf.py "api.wsgi:app"
+  # The console (served by the API) opens the streams there, from the API's origin:
+  # CORS lets it (by either host name the API answers to locally).
+  local console_origin
+  console_origin=$(printf '%s' "$PUBLIC_URL" | sed -E 's#^([A-Za-z]+://[^/]+).*#\1#')
+  start streams env -u STREAM_REDIRECT_URL \
+    CORS_ORIGINS="${CORS_ORIGINS:+$CORS_ORIGINS,}$console_origin,http://localhost:$API_PORT" \
+    "$BIN/gunicorn" -c gunicorn_streams.conf.py "api.wsgi:app"
   export PROMETHEUS_MULTIPROC_DIR="$VAR/metrics/api"
   start api env STREAM_REDIRECT_URL="${STREAM_PUBLIC_URL:-http://127.0.0.1:$STREAM_PORT}" \
     "$BIN/gunicorn" -c gunicorn.conf.py "api.wsgi:app"

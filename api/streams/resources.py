@@ -16,7 +16,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from api.auth.openapi import AUTHENTICATED_ERRORS, error_responses, resource_blueprint
-from api.auth.principal import current_principal, requires
+from api.auth.principal import authenticated, current_principal, requires
 from api.errors import abort
 from api.executions import service as executions
 from api.services import services, settings
@@ -46,6 +46,34 @@ class StreamQuerySchema(Schema):
         validate=validate.Length(min=1, max=100), metadata={"description": "The workflow's slug"}
     )
     status = fields.String(validate=validate.OneOf([s.value for s in ExecutionStatus]))
+
+
+class StreamEndpointSchema(Schema):
+    base_url = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Where clients open the stream routes (scheme, host, port; no"
+            " trailing slash); null: on this origin, at the same paths"
+        },
+    )
+
+
+@blp.route("/streams/endpoint", methods=["GET"])
+@authenticated
+@blp.response(200, StreamEndpointSchema)
+@error_responses(blp, 401, 429)
+def stream_endpoint() -> dict[str, Any]:
+    """Where to open the live streams
+
+    Any authenticated caller. `base_url` is the stream service's public address
+    (`STREAM_REDIRECT_URL`) when this host sends the stream routes there: a
+    browser opens them there directly, since it would drop its `Authorization`
+    header on the redirect to another origin (and `fetch` cannot read a 307's
+    Location). null: open them on this origin (this host, or a proxy in front of
+    it, serves them).
+    """
+    return {"base_url": settings().stream_redirect_url or None}
 
 
 @blp.route("/executions/<uuid:execution_id>/events")

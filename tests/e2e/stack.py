@@ -120,18 +120,23 @@ class Stack:
             self.env(self.workdir / "metrics-api"),
         )
 
-    def start_streams(self) -> None:
+    def start_streams(self, *, redirect: bool = True) -> None:
         """The stream service (gthread workers), and the API sending its stream routes
-        there: call before start_api()."""
+        there (`redirect`; without it a proxy in front routes them): call before
+        start_api()."""
         env = self.env(self.workdir / "metrics-streams")
         env.update({"STREAM_PORT": str(self.stream_port), "STREAM_WORKERS": "1"})
+        # The console, served by the API, opens the streams here from the API's origin.
+        origins = [o for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()]
+        env["CORS_ORIGINS"] = ",".join([*origins, self.api_url])
         env.pop("STREAM_REDIRECT_URL", None)
         self._spawn(
             "streams",
             [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn_streams.conf.py"), "api.wsgi:app"],
             env,
         )
-        self.extra_env = {**self.extra_env, "STREAM_REDIRECT_URL": self.stream_url}
+        if redirect:
+            self.extra_env = {**self.extra_env, "STREAM_REDIRECT_URL": self.stream_url}
 
     def start_worker(self, name: str = "worker") -> None:
         self._spawn(

@@ -3,7 +3,11 @@
 // IW_BASE_URL. tests/e2e/web/test_console.py starts that stack on a throwaway
 // database and runs this script; it can also be pointed at `make up`:
 //
-//   IW_BASE_URL=http://127.0.0.1:8080 node web/e2e/run.mjs
+//   IW_BASE_URL=http://127.0.0.1:8080 IW_STREAM_URL=http://127.0.0.1:8081 node web/e2e/run.mjs
+//
+// IW_STREAM_URL is the stream service's origin (what GET /streams/endpoint names);
+// empty when a same-origin proxy routes the stream paths. IW_E2E_PHASES=a,b runs
+// only those phases.
 //
 // Each phase is recorded in <artifacts>/results.json (passed / failed /
 // skipped with the reason); a screenshot of every page is saved next to it.
@@ -19,6 +23,13 @@ const ARTIFACTS = resolve(process.env.IW_ARTIFACTS_DIR ?? "test-artifacts/web");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const TIMEOUT = Number(process.env.IW_E2E_TIMEOUT_MS ?? 15000);
 const EXECUTION_TIMEOUT = Number(process.env.IW_E2E_EXECUTION_TIMEOUT_MS ?? 45000);
+// The stream service when it has an origin of its own (make up, the e2e stack); empty: the
+// streams are on the console's origin (a proxy routes their paths to the stream service).
+const STREAM_BASE = (process.env.IW_STREAM_URL ?? "").replace(/\/$/, "");
+const STREAM_URL = STREAM_BASE || BASE;
+const isStreamPath = (url) => /^\/api\/v1\/executions\/(stream|[0-9a-f-]{36}\/events)$/.test(url.pathname);
+// IW_E2E_PHASES=a,b,c runs only those phases (a run behind a proxy needs the live ones only).
+const ONLY = new Set((process.env.IW_E2E_PHASES ?? "").split(",").filter(Boolean));
 
 mkdirSync(ARTIFACTS, { recursive: true });
 const results = { base_url: BASE, phases: {}, screenshots: [], console_errors: [], csp_violations: [], started_at: new Date().toISOString() };
@@ -89,7 +100,8 @@ const page = context.pages()[0] ?? (await context.newPage());
 page.on("console", (message) => {
   const text = message.text();
   if (/Content Security Policy|Refused to (load|execute|apply|connect|evaluate)/i.test(text)) results.csp_violations.push(text);
-  else if (message.type() === "error" && !/status of (401|404|409|422)/.test(text)) results.console_errors.push(text);
+  else if (message.type() === "error" && !/status of (401|404|409|422)/.test(text) && !(blockingStreams && /ERR_FAILED/.test(text)))
+    results.console_errors.push(text);
 });
 page.on("pageerror", (error) => results.console_errors.push(`pageerror: ${error.message}`));
 
@@ -101,6 +113,7 @@ async function shot(name) {
 }
 
 async function phase(name, body) {
+  if (ONLY.size && !ONLY.has(name)) return;
   const t0 = Date.now();
   try {
     await body();
@@ -133,6 +146,60 @@ function expect(condition, message) {
 }
 
 let workflowRowId = null;
+// While the fallback phase blocks the stream service, the browser logs each refused request.
+let blockingStreams = false;
+// Every stream request the console opened: [url, timestamp].
+const streamRequests = [];
+page.on("request", (request) => {
+  if (isStreamPath(new URL(request.url()))) streamRequests.push(request.url());
+});
+
+/** The API as another client (a second approver, another event source): the browser only watches. */
+async function apiCall(method, path, body, token) {
+  const response = await fetch(`${BASE}/api/v1${path}`, {
+    method,
+    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function signInElsewhere() {
+  return (await apiCall("POST", "/auth/login", { username: user.username, password: user.password })).access_token;
+}
+
+async function orderWaitingForApproval(token, orderId) {
+  const sent = await apiCall("POST", "/events", { event_type: "order.created", payload: { order: { id: orderId, total: 3000 } } }, token);
+  expect(sent.execution_ids.length === 1, `the event started ${sent.execution_ids.length} executions`);
+  return sent.execution_ids[0];
+}
+
+async function approveElsewhere(token, execution) {
+  const deadline = Date.now() + EXECUTION_TIMEOUT;
+  for (;;) {
+    const page_ = await apiCall("GET", `/approvals?execution_id=${execution}&status=pending`, undefined, token);
+    if (page_.approvals.length) {
+      await apiCall("POST", `/approvals/${page_.approvals[0].id}/approve`, { reason: "approved by another client in e2e" }, token);
+      return;
+    }
+    expect(Date.now() < deadline, `no pending approval for ${execution}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** How many times the console asked for `pattern` during `ms`: polling would ask every 1.5-4 s. */
+async function requestsDuring(pattern, ms) {
+  let count = 0;
+  const count_ = (request) => {
+    if (pattern.test(request.url())) count += 1;
+  };
+  page.on("request", count_);
+  await page.waitForTimeout(ms);
+  page.off("request", count_);
+  return count;
+}
 let executionId = null;
 
 await phase("console_served_under_csp", async () => {
@@ -377,6 +444,76 @@ await phase("shadow_run", async () => {
   const summary = await page.getByLabel("Shadow run summary").innerText();
   expect(/Same result\s*1/.test(summary), `summary: ${summary}`);
   await shot("15b-editor-shadow-run");
+});
+
+// The live phases send orders of their own: after the shadow run, which replays the hour's events.
+await phase("live_timeline", async () => {
+  requires("execution_completes_with_trace");
+  const endpoint = await page.evaluate(async () => (await fetch("/api/v1/streams/endpoint")).status);
+  expect(endpoint === 401, `GET /streams/endpoint without a token answered ${endpoint}`);
+  const token = await signInElsewhere();
+  const { base_url: named } = await apiCall("GET", "/streams/endpoint", undefined, token);
+  expect(named === (STREAM_BASE || null), `the API names the stream URL ${named}`);
+  const execution = await orderWaitingForApproval(token, "o-live-1");
+  const opened = streamRequests.length;
+  await page.goto(`${BASE}/executions/${execution}`);
+  await page.locator('h1 [data-status="waiting"]').waitFor({ timeout: EXECUTION_TIMEOUT });
+  await page.locator('[data-testid="live-mode"][data-mode="live"]').waitFor();
+  const followed = streamRequests.slice(opened);
+  expect(followed.includes(`${STREAM_URL}/api/v1/executions/${execution}/events`), `stream requests: ${followed}`);
+  // On the stream the page does not poll: one trace read at most in 4 s (polling: one per 1.5 s).
+  const traceReads = await requestsDuring(new RegExp(`/executions/${execution}/trace$`), 4000);
+  expect(traceReads <= 1, `${traceReads} trace reads in 4 s while live`);
+  await page.getByTestId("trace-step-check_total").waitFor();
+  await shot("14a-execution-live-waiting");
+  // Another client approves: the timeline moves on by itself, from the stream's events.
+  await approveElsewhere(token, execution);
+  await page.locator('h1 [data-status="completed"]').waitFor({ timeout: 10000 });
+  for (const id of ["check_total", "manager_approval", "record_decision", "allow"]) {
+    await page.locator(`[data-testid="trace-step-${id}"][data-status="completed"]`).waitFor();
+  }
+  await shot("14b-execution-live-completed");
+});
+
+await phase("live_approvals_inbox", async () => {
+  requires("live_timeline");
+  const token = await signInElsewhere();
+  await page.getByRole("link", { name: "Approvals", exact: true }).click();
+  await page.getByRole("tab", { name: "All" }).click();
+  await page.locator('[data-testid="live-mode"][data-mode="live"]').waitFor();
+  expect(streamRequests.includes(`${STREAM_URL}/api/v1/executions/stream`), "the inbox did not open the execution stream");
+  const quiet = await requestsDuring(/\/api\/v1\/approvals\?/, 4500);
+  expect(quiet === 0, `${quiet} inbox reads in 4.5 s with nothing changing while live`);
+  // A new order elsewhere: its approval shows up without polling, and goes once decided elsewhere.
+  const execution = await orderWaitingForApproval(token, "o-live-2");
+  const card = page.locator('[data-testid^="approval-"]', { has: page.locator(`a[href="/executions/${execution}"]`) });
+  await card.waitFor({ timeout: 10000 });
+  await shot("14c-approvals-inbox-live");
+  await approveElsewhere(token, execution);
+  await card.waitFor({ state: "detached", timeout: 10000 });
+});
+
+await phase("polling_fallback_without_the_stream", async () => {
+  requires("live_timeline");
+  const token = await signInElsewhere();
+  blockingStreams = true;
+  await page.route(isStreamPath, (route) => route.abort());
+  try {
+    const execution = await orderWaitingForApproval(token, "o-fallback-1");
+    await page.goto(`${BASE}/executions/${execution}`);
+    await page.locator('h1 [data-status="waiting"]').waitFor({ timeout: EXECUTION_TIMEOUT });
+    await page.locator('[data-testid="live-mode"][data-mode="polling"]').waitFor();
+    const traceReads = await requestsDuring(new RegExp(`/executions/${execution}/trace$`), 3500);
+    expect(traceReads >= 2, `${traceReads} trace reads in 3.5 s while polling`);
+    await shot("14d-execution-polling-fallback");
+    await approveElsewhere(token, execution);
+    await page.locator('h1 [data-status="completed"]').waitFor({ timeout: EXECUTION_TIMEOUT });
+    await page.locator('[data-testid="trace-step-allow"][data-status="completed"]').waitFor();
+  } finally {
+    await page.unroute(isStreamPath);
+    await page.goto(`${BASE}/workflows`);
+    blockingStreams = false;
+  }
 });
 
 await phase("pause_resume_cancel", async () => {

@@ -397,6 +397,84 @@ def test_a_host_that_does_not_serve_streams_redirects_to_the_one_that_does(
     )
 
 
+def test_the_console_learns_where_the_streams_are_and_may_connect_there(
+    engine_settings: dict[str, Any], stream_app: Any
+) -> None:
+    from api.app import create_app
+
+    redirecting = create_app({**engine_settings, "stream_redirect_url": "http://streams:8081"})
+    try:
+        client = redirecting.test_client()
+        caller = register(client)
+        answer = caller.get(f"{API}/streams/endpoint")
+        anonymous = client.get(f"{API}/streams/endpoint")
+        # The console's page (or, without a build, its 404): read and closed.
+        with client.get("/") as page:
+            page_csp = page.headers["Content-Security-Policy"]
+    finally:
+        redirecting.extensions["iw"].dispose()
+    in_place = register(stream_app.test_client()).get(f"{API}/streams/endpoint")
+    with stream_app.test_client().get("/") as same_origin_page:
+        same_origin_csp = same_origin_page.headers["Content-Security-Policy"]
+
+    assert answer.status_code == 200
+    assert answer.get_json() == {"base_url": "http://streams:8081"}
+    assert anonymous.status_code == 401
+    assert anonymous.get_json()["code"] == 401
+    # No stream host of its own: the console opens the streams on its origin.
+    assert in_place.get_json() == {"base_url": None}
+    assert "connect-src 'self' http://streams:8081;" in page_csp
+    assert "connect-src 'self';" in same_origin_csp
+
+
+def test_the_stream_service_lets_the_consoles_origin_open_and_resume_a_stream(
+    engine_settings: dict[str, Any],
+) -> None:
+    from api.app import create_app
+
+    application = create_app({**engine_settings, "cors_origins": ("http://console:8080",)})
+    try:
+        client = application.test_client()
+        caller = register(client)
+        url = f"{API}/executions/stream"
+        preflight = client.options(
+            url,
+            headers={
+                "Origin": "http://console:8080",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, last-event-id",
+            },
+        )
+        foreign = client.options(
+            url, headers={"Origin": "http://evil:8080", "Access-Control-Request-Method": "GET"}
+        )
+        refused = client.get(url, headers={"Origin": "http://console:8080"})
+        opened = client.get(
+            url, headers={**caller.headers, "Origin": "http://console:8080"}, buffered=False
+        )
+        opened_headers = dict(opened.headers)
+        opened.close()
+    finally:
+        application.extensions["iw"].dispose()
+
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "http://console:8080"
+    allowed = {
+        h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")
+    }
+    assert {"authorization", "last-event-id"} <= allowed
+    assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
+    # Credentials travel in a header, never as cookies: no Allow-Credentials, no `*`.
+    assert "Access-Control-Allow-Credentials" not in preflight.headers
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+    # The console reads a refusal's status and message too.
+    assert refused.status_code == 401
+    assert refused.headers["Access-Control-Allow-Origin"] == "http://console:8080"
+    assert opened.status_code == 200
+    assert opened_headers["Access-Control-Allow-Origin"] == "http://console:8080"
+    assert opened_headers["Content-Type"].startswith("text/event-stream")
+
+
 def test_a_stream_ends_when_the_access_token_that_opened_it_expires(
     engine_settings: dict[str, Any],
 ) -> None:

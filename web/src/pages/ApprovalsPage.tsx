@@ -8,6 +8,7 @@ import { useAuth } from "../auth/AuthContext";
 import { ReasonDialog } from "../components/Dialogs";
 import { Countdown, EmptyState, ErrorState, JsonBlock, PageHeader, Pagination, StatusBadge, TableSkeleton, Tag, Time } from "../components/ui";
 import { shortId } from "../lib/format";
+import { useLiveStream } from "../lib/useLiveStream";
 
 const STATUSES = ["pending", "approved", "rejected", "expired", "any"];
 
@@ -91,6 +92,9 @@ export function ApprovalsPage() {
     setParams(next, { replace: true });
   };
 
+  // An approval is asked for, decided or expires with a change of its execution:
+  // the organization's execution stream says when to re-read the inbox.
+  const live = useLiveStream("/executions/stream", () => queryClient.invalidateQueries({ queryKey: ["approvals"] }));
   const query = useQuery({
     queryKey: ["approvals", { scope, status, role, page }],
     queryFn: ({ signal }) =>
@@ -100,7 +104,8 @@ export function ApprovalsPage() {
         signal,
       ),
     placeholderData: keepPreviousData,
-    refetchInterval: 4000,
+    // Polling is the fallback while the stream is down or unavailable.
+    refetchInterval: live === "live" ? false : 4000,
     retry: (count, error) => !(error instanceof ApiError && error.status === 404) && count < 2,
   });
 
@@ -134,7 +139,17 @@ export function ApprovalsPage() {
 
   return (
     <>
-      <PageHeader title="Approvals" description="Executions waiting for a human decision." />
+      <PageHeader
+        title="Approvals"
+        description={
+          <>
+            Executions waiting for a human decision ·{" "}
+            <span data-testid="live-mode" data-mode={live}>
+              <span className="live-dot" aria-hidden="true" /> {live === "live" ? "live" : live === "connecting" ? "connecting" : "polling"}
+            </span>
+          </>
+        }
+      />
       <Tabs.Root value={scope} onValueChange={(value) => update({ scope: value })} className="tabs">
         <div className="tabs-with-filters">
           <Tabs.List className="tab-list" aria-label="Whose approvals">

@@ -10,8 +10,13 @@ import { statusesByStep, TraceView } from "../components/TraceView";
 import { WorkflowGraph } from "../components/WorkflowGraph";
 import { Countdown, ErrorState, InlineError, JsonBlock, PageHeader, Skeleton, StatusBadge, Time } from "../components/ui";
 import { formatDuration, shortId } from "../lib/format";
+import { useLiveStream } from "../lib/useLiveStream";
+import type { LiveState } from "../api/liveStream";
 
-function PendingApproval({ execution }: { execution: Execution }) {
+// While the live stream is open the page re-reads on its events instead of polling.
+const followed = (live: LiveState) => live === "live" || live === "ended";
+
+function PendingApproval({ execution, live }: { execution: Execution; live: LiveState }) {
   const { can } = useAuth();
   const queryClient = useQueryClient();
   const [deciding, setDeciding] = useState<null | "approve" | "reject">(null);
@@ -19,7 +24,7 @@ function PendingApproval({ execution }: { execution: Execution }) {
     queryKey: ["approvals", "for-execution", execution.id],
     queryFn: () => api.get<ApprovalPage>("/approvals", { execution_id: execution.id, status: "pending", page_size: 100 }),
     enabled: execution.status === "waiting" && can("approval:read"),
-    refetchInterval: 4000,
+    refetchInterval: followed(live) ? false : 4000,
     retry: false,
   });
   const pending = approvals.data?.approvals.filter((a) => a.execution_id === execution.id && a.status === "pending") ?? [];
@@ -64,11 +69,20 @@ export function ExecutionDetailPage() {
   const { can } = useAuth();
   const [tab, setTab] = useState("timeline");
   const [cancelOpen, setCancelOpen] = useState(false);
+  // Each committed change re-reads the trace: the timeline has one source, whether
+  // the stream or the polling below (its fallback) notices the change.
+  const live = useLiveStream(id ? `/executions/${id}/events` : null, (events) => {
+    queryClient.invalidateQueries({ queryKey: ["trace", id] });
+    if (events.some((event) => event.event === "execution")) {
+      queryClient.invalidateQueries({ queryKey: ["approvals", "for-execution", id] });
+    }
+  });
   const trace = useQuery({
     queryKey: ["trace", id],
     queryFn: () => api.get<Trace>(`/executions/${id}/trace`),
-    // Poll while the execution can still change.
-    refetchInterval: (q) => (q.state.data && FINAL_STATUSES.has(q.state.data.execution.status) ? false : 1500),
+    // Poll while the execution can still change and no stream tells us when it does.
+    refetchInterval: (q) =>
+      followed(live) || (q.state.data && FINAL_STATUSES.has(q.state.data.execution.status)) ? false : 1500,
   });
   const execution = trace.data?.execution;
   const workflow = useQuery({
@@ -119,7 +133,10 @@ export function ExecutionDetailPage() {
             {!final && (
               <>
                 {" "}
-                · <span className="live-dot" aria-hidden="true" /> live
+                ·{" "}
+                <span data-testid="live-mode" data-mode={live} title={live === "live" ? "Updates arrive as they are committed" : "Re-reading every 1.5 s"}>
+                  <span className="live-dot" aria-hidden="true" /> {live === "live" ? "live" : live === "connecting" ? "connecting" : "polling"}
+                </span>
               </>
             )}
           </>
@@ -180,7 +197,7 @@ export function ExecutionDetailPage() {
           </div>
         )}
       </dl>
-      {ex.status === "waiting" && <PendingApproval execution={ex} />}
+      {ex.status === "waiting" && <PendingApproval execution={ex} live={live} />}
 
       <Tabs.Root value={tab} onValueChange={setTab} className="tabs">
         <Tabs.List className="tab-list" aria-label="Execution views">
