@@ -10,6 +10,9 @@ bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('API_PORT', '
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# A live stream stays open for minutes: sync workers must not hold one (the API
+# then redirects them to the stream service, gunicorn_streams.conf.py, or refuses).
+os.environ.setdefault("SERVE_STREAMS", "false" if worker_class == "sync" else "true")
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5

@@ -14,6 +14,8 @@ those two paths here instead (and turn off response buffering; the stream sends
 
 import os
 
+# This host holds the streams (whatever the API's settings in the same environment).
+os.environ["SERVE_STREAMS"] = "true"
 bind = os.environ.get("STREAM_BIND", f"127.0.0.1:{os.environ.get('STREAM_PORT', '8081')}")
 workers = int(os.environ.get("STREAM_WORKERS", "2"))
 worker_class = "gthread"

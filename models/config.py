@@ -101,6 +101,10 @@ class Settings:
     stream_max_per_principal: int = 10
     stream_heartbeat_seconds: float = 15.0
     stream_redirect_url: str = ""
+    # Whether this host may hold a stream itself (no redirect configured): false
+    # under gunicorn's sync workers (gunicorn.conf.py), where a stream would hold a
+    # worker until its timeout kills it; such a host answers 503 instead.
+    serve_streams: bool = True
 
     def __post_init__(self) -> None:
         # Every reader of the database URL (API, workers, beat) gets it from here.
@@ -215,6 +219,7 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "STREAM_MAX_PER_PRINCIPAL": ("stream_max_per_principal", int),
     "STREAM_HEARTBEAT_SECONDS": ("stream_heartbeat_seconds", float),
     "STREAM_REDIRECT_URL": ("stream_redirect_url", lambda text: text.strip().rstrip("/")),
+    "SERVE_STREAMS": ("serve_streams", _bool),
 }
 
 

@@ -140,8 +140,16 @@ class ExecutionStream(MethodView):
 
 def _redirect_elsewhere() -> Response | None:
     """On a host whose workers cannot hold streams (sync), send the client to the
-    stream service with the same path and query (307 keeps the method)."""
-    target = settings().stream_redirect_url
+    stream service with the same path and query (307 keeps the method); with no
+    stream service configured there, refuse (503) rather than hold a worker."""
+    config = settings()
+    target = config.stream_redirect_url
+    if not target and not config.serve_streams:
+        abort(
+            503,
+            "This host does not serve live streams and names no stream service"
+            " (STREAM_REDIRECT_URL); poll the execution instead",
+        )
     if not target:
         return None
     query = urlencode(list(request.args.items(multi=True)))

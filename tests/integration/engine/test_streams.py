@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -395,6 +396,27 @@ def test_a_host_that_does_not_serve_streams_redirects_to_the_one_that_does(
     assert response.headers["Location"] == (
         "http://streams:8081/api/v1/executions/stream?status=running"
     )
+
+
+def test_a_host_that_may_not_hold_streams_and_names_no_stream_service_refuses(
+    engine_settings: dict[str, Any],
+) -> None:
+    """A sync-worker API without STREAM_REDIRECT_URL answers 503 in the error shape at
+    once, instead of holding a worker until gunicorn's timeout kills it."""
+    from api.app import create_app
+
+    application = create_app({**engine_settings, "serve_streams": False})
+    try:
+        caller = register(application.test_client())
+        listing = caller.get(f"{API}/executions/stream")
+        one = caller.get(f"{API}/executions/{uuid.uuid4()}/events")
+    finally:
+        application.extensions["iw"].dispose()
+
+    for response in (listing, one):
+        assert response.status_code == 503
+        assert response.mimetype == "application/json"
+        assert "STREAM_REDIRECT_URL" in response.json["message"]
 
 
 def test_the_console_learns_where_the_streams_are_and_may_connect_there(
