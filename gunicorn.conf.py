@@ -6,6 +6,9 @@ Redis pool after the fork, so no connection is ever shared across processes.
 
 import os
 
+# The metric files per run and per worker (shared with the other gunicorn host).
+from monitoring.gunicorn_hooks import child_exit, on_starting  # noqa: F401
+
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('API_PORT', '8080')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
@@ -17,7 +20,7 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
 # Recycling bounds memory growth; the metrics directory stays bounded because
-# dead workers' files are merged into an archive (child_exit below).
+# dead workers' files are merged into an archive (child_exit, monitoring.gunicorn_hooks).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "1000"))
 preload_app = False
@@ -31,21 +34,3 @@ limit_request_line = 8190
 # one above this limit still gets gunicorn's page.
 limit_request_field_size = 32768
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-
-
-def on_starting(server):
-    """Wipe this host's metric files: the counters of a previous run must not leak in."""
-    from monitoring.multiprocess import prepare_directory
-
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        prepare_directory(directory)
-
-
-def child_exit(server, worker):
-    """Mark the dead worker and fold its counters into the archive."""
-    from monitoring.multiprocess import retire_process
-
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        retire_process(worker.pid, directory)

@@ -14,6 +14,9 @@ those two paths here instead (and turn off response buffering; the stream sends
 
 import os
 
+# The metric files per run and per worker (shared with the other gunicorn host).
+from monitoring.gunicorn_hooks import child_exit, on_starting  # noqa: F401
+
 # This host holds the streams (whatever the API's settings in the same environment).
 os.environ["SERVE_STREAMS"] = "true"
 bind = os.environ.get("STREAM_BIND", f"127.0.0.1:{os.environ.get('STREAM_PORT', '8081')}")
@@ -38,19 +41,3 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-
-
-def on_starting(server):
-    from monitoring.multiprocess import prepare_directory
-
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        prepare_directory(directory)
-
-
-def child_exit(server, worker):
-    from monitoring.multiprocess import retire_process
-
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        retire_process(worker.pid, directory)
