@@ -110,7 +110,7 @@ class Ticket:
     def parse(cls, message: Mapping[str, Any]) -> Ticket:
         return cls(
             outbox_id=int(message["outbox_id"]),
-            execution_id=uuid.UUID(str(message["execution_id"])),
+            execution_id=_uuid(message["execution_id"]),
             step_id=str(message["step_id"]),
             branch_key=str(message.get("branch_key") or ""),
             attempt_group=int(message.get("attempt_group", 1)),
@@ -162,6 +162,11 @@ class Ticket:
     def lock_key(self) -> str:
         parts = (self.execution_id, self.step_id, self.branch_key, self.attempt_group, self.attempt)
         return ":".join(str(part) for part in parts)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    """A message's id (text), or a stored row's (already a UUID: not parsed again)."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _mode(value: Any) -> RunMode | None:
