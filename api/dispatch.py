@@ -9,7 +9,7 @@ from flask import current_app
 from api.services import settings
 from models.db import UnitOfWork
 from models.execution import DispatchOutbox
-from tasks.dispatch import Publisher, Ticket, is_immediate
+from tasks.dispatch import Publisher, is_immediate
 
 _EXTENSION = "iw-publisher"
 
@@ -40,24 +40,5 @@ def publish_now(tickets: Iterable[DispatchOutbox]) -> None:
         _publish(publisher(), rows)
 
 
-def publish_after_commit_pipelined(uow: UnitOfWork, tickets: Iterable[DispatchOutbox]) -> None:
-    """publish_after_commit for many tickets at once (a batch of events): one round trip."""
-    rows = list(tickets)
-    if rows:
-        sender = publisher()
-        uow.after_commit(lambda: _publish_pipelined(sender, rows))
-
-
-def publish_now_pipelined(tickets: Iterable[DispatchOutbox]) -> None:
-    """publish_now for many tickets at once (a batch of events): one round trip."""
-    rows = list(tickets)
-    if rows:
-        _publish_pipelined(publisher(), rows)
-
-
 def _publish(sender: Publisher, rows: list[DispatchOutbox]) -> None:
     sender.publish_rows(row for row in rows if is_immediate(row))
-
-
-def _publish_pipelined(sender: Publisher, rows: list[DispatchOutbox]) -> None:
-    sender.publish_pipelined(Ticket.from_row(row) for row in rows if is_immediate(row))

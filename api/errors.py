@@ -43,13 +43,18 @@ def abort(
     raise AssertionError("unreachable")  # abort always raises
 
 
-def error_response(
-    code: int, status: str, message: str, errors: Any = None, headers: Any = None
-) -> Response:
+def error_body(code: int, status: str, message: str, errors: Any = None) -> dict[str, Any]:
+    """The one error shape (also each rejected item of a batch answer)."""
     body: dict[str, Any] = {"code": code, "status": status, "message": message}
     if errors:
         body["errors"] = errors
-    response = jsonify(body)
+    return body
+
+
+def error_response(
+    code: int, status: str, message: str, errors: Any = None, headers: Any = None
+) -> Response:
+    response = jsonify(error_body(code, status, message, errors))
     response.status_code = code
     if headers:
         for name, value in dict(headers).items():

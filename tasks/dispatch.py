@@ -296,9 +296,14 @@ class Publisher:
         return cls(current_app)
 
     def publish(self, tickets: Iterable[Ticket]) -> int:
-        """Publish each ticket; a broker failure is logged, not raised (the relay retries)."""
+        """Publish the tickets (several in one pipelined round trip where the transport
+        allows: a fan-out, a batch of events, the relay); a broker failure is logged,
+        not raised (the relay publishes what is lost)."""
+        items = list(tickets)
+        if self._sender is not None and len(items) > 1:
+            return self._publish_together(items)
         published = 0
-        for ticket in tickets:
+        for ticket in items:
             try:
                 self._publish_step(ticket)
             except Exception as exc:  # any broker failure: the ticket stays for the relay
@@ -307,21 +312,16 @@ class Publisher:
             published += 1
         return published
 
-    def publish_pipelined(self, tickets: Iterable[Ticket]) -> int:
-        """Publish many tickets in one pipelined round trip (a batch of events) where
-        the transport allows, else one by one; a broker failure is logged, not raised
-        (the relay publishes what is lost)."""
-        items = list(tickets)
-        if self._sender is None or len(items) < 2:
-            return self.publish(items)
+    def _publish_together(self, tickets: list[Ticket]) -> int:
+        assert self._sender is not None
         try:
             self._sender.send_many(
-                RUN_STEP, QUEUE, [(ticket.message(), _options(ticket)) for ticket in items]
+                RUN_STEP, QUEUE, [(ticket.message(), _options(ticket)) for ticket in tickets]
             )
         except Exception as exc:  # any broker failure: the tickets stay for the relay
-            log.warning("publish_failed", tickets=len(items), error=repr(exc))
+            log.warning("publish_failed", tickets=len(tickets), error=repr(exc))
             return 0
-        return len(items)
+        return len(tickets)
 
     def _publish_step(self, ticket: Ticket) -> None:
         options = _options(ticket)

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 
 from api.auth.principal import Principal
+from api.errors import error_body
 from api.events.service import (
     matching_workflows,
     new_event,
@@ -251,7 +252,4 @@ def _accepted(index: int, event: Event, *, repeated: bool) -> Answer:
 def _rejected(
     index: int, code: int, status: str, message: str, errors: dict[str, Any] | None = None
 ) -> Answer:
-    error: dict[str, Any] = {"code": code, "status": status, "message": message}
-    if errors:
-        error["errors"] = errors
-    return {"index": index, "status": code, "error": error}
+    return {"index": index, "status": code, "error": error_body(code, status, message, errors)}

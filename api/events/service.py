@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.auth.principal import Principal
-from api.dispatch import publish_after_commit_pipelined, publish_now_pipelined
+from api.dispatch import publish_after_commit, publish_now
 from api.errors import abort
 from api.pagination import paginate
 from api.services import autocommit_connection, services
@@ -140,7 +140,7 @@ def write_events(
     if not waking:
         # On the autocommit connection the one multi-statement write is its own
         # transaction, committed when it returns: the tickets go out at once.
-        publish_now_pipelined([started.ticket for started in launch(autocommit_connection())])
+        publish_now([started.ticket for started in launch(autocommit_connection())])
         return
     with services().unit_of_work() as uow:
         tickets: list[DispatchOutbox] = [started.ticket for started in launch(uow.session)]
@@ -148,7 +148,7 @@ def write_events(
             for applied in resume_event_waits(uow.session, event, now=now):
                 tickets.extend(applied.tickets)
                 uow.after_commit(partial(record_metrics, applied))
-        publish_after_commit_pipelined(uow, tickets)
+        publish_after_commit(uow, tickets)
         uow.commit()
 
 
