@@ -9,6 +9,7 @@ here) fires it.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,9 +81,21 @@ def schedule(team: Team, schedule_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+def wait_clear_of_a_six_hourly_due_time(margin: timedelta = timedelta(seconds=60)) -> None:
+    """Start away from the next six-hourly due time: one that falls while the test
+    runs fires for real and moves the schedule's last and next run (CI at b0784ab
+    started at 17:59:59 and saw the 18:00 run)."""
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    boundary = hour + timedelta(hours=6 - now.hour % 6)
+    if boundary - now < margin:
+        time.sleep((boundary - now).total_seconds() + 1)
+
+
 def test_the_quote_expiration_example_fires_on_its_six_hourly_cron(
     team: Team, db: Engine, http_sink: HttpSink, smtp_sink: SmtpSink
 ) -> None:
+    wait_clear_of_a_six_hourly_due_time()
     team.deploy("quote-expiration-management", http_sink.url)
     # Deploying is enough: the trigger's cron became a schedule.
     listed = team.api.get("/schedules", params={"workflow_id": QUOTE_EXPIRATION}).json()
