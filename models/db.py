@@ -79,6 +79,12 @@ def ping_suspect_connections(db_engine: Engine, idle_seconds: float) -> None:
         try:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
+            if not dbapi_connection.autocommit:
+                # The ping opened a transaction. Left open, it would outlive the
+                # checkout (SQLAlchemy's reset on check-in is skipped once its own
+                # transaction ended) and make the next isolation-level or read-only
+                # switch fail: "set_session cannot be used inside a transaction".
+                dbapi_connection.rollback()
         except Exception as exc:  # any failure: the connection is unusable
             raise DisconnectionError("pooled connection failed its ping") from exc
 

@@ -33,18 +33,19 @@ def _terminate(database_url: str, pid: int) -> None:
     assert gone
 
 
-def _last_statement_after_checkout(engine: Engine, database_url: str) -> str:
-    """Use the pooled connection once, check it out again without running anything,
-    and read what its backend last ran."""
+def _spoke_at_checkout(engine: Engine, database_url: str) -> bool:
+    """Use the pooled connection once, then check it out again without running anything:
+    whether its backend ran a statement during that checkout (a ping)."""
     pid = _backend_pid(engine)
     observer = create_engine(database_url)
+    activity = text("SELECT state_change > :mark FROM pg_stat_activity WHERE pid = :pid")
     try:
-        with engine.connect(), observer.connect() as connection:
-            return str(
-                connection.execute(
-                    text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-                ).scalar_one()
-            )
+        with observer.connect() as watching:
+            mark = watching.execute(text("SELECT clock_timestamp()")).scalar_one()
+            watching.rollback()  # a new transaction sees a new snapshot of pg_stat_activity
+            with engine.connect():
+                spoke = watching.execute(activity, {"mark": mark, "pid": pid}).scalar_one()
+            return bool(spoke)
     finally:
         observer.dispose()
 
@@ -70,13 +71,27 @@ def test_a_connection_killed_between_uses_is_replaced_before_use(
 
 
 def test_a_healthy_busy_connection_is_not_pinged(busy_engine: Engine, database_url: str) -> None:
-    # The pool's reset on check-in, not a "SELECT 1" from a ping at check-out.
-    assert _last_statement_after_checkout(busy_engine, database_url) == "ROLLBACK"
+    assert not _spoke_at_checkout(busy_engine, database_url)
 
 
 def test_a_connection_idle_for_long_is_pinged(database_url: str) -> None:
     engine = _engine(database_url, idle_seconds=0.0)
     try:
-        assert _last_statement_after_checkout(engine, database_url) == "SELECT 1"
+        assert _spoke_at_checkout(engine, database_url)
+    finally:
+        engine.dispose()
+
+
+def test_a_pinged_connection_can_still_switch_to_a_read_only_snapshot(database_url: str) -> None:
+    """The analytics reports' checkout: before the ping ended its transaction, this
+    raised "set_session cannot be used inside a transaction" (a 500 in CI)."""
+    engine = _engine(database_url, idle_seconds=0.0)
+    try:
+        _backend_pid(engine)
+        with engine.connect() as connection:
+            reading = connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            assert reading.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
     finally:
         engine.dispose()
