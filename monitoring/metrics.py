@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -410,6 +411,14 @@ def track_in_flight() -> Iterator[None]:
         exit_in_flight()
 
 
+@lru_cache(maxsize=4096)
+def _child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, looked up once per label set: ``labels`` validates and
+    converts its values on every call, and a step pays several. Every label is bounded
+    (above), so the cache is; a child stays the metric's own for the process's life."""
+    return metric.labels(*values)
+
+
 def record_execution_finished(
     workflow_slug: str,
     status: str,
@@ -418,14 +427,14 @@ def record_execution_finished(
     error_type: str | None = None,
 ) -> None:
     """Call once, when an execution reaches completed, failed or cancelled."""
-    WORKFLOW_EXECUTIONS.labels(workflow_slug, status, trigger_type).inc()
-    WORKFLOW_EXECUTION_DURATION.labels(workflow_slug).observe(duration_s)
+    _child(WORKFLOW_EXECUTIONS, workflow_slug, status, trigger_type).inc()
+    _child(WORKFLOW_EXECUTION_DURATION, workflow_slug).observe(duration_s)
     if error_type:
         WORKFLOW_EXECUTION_ERRORS.labels(workflow_slug, error_type).inc()
 
 
 def record_step(workflow_slug: str, step_name: str, status: str, duration_s: float) -> None:
-    WORKFLOW_STEP_DURATION.labels(workflow_slug, step_name, status).observe(duration_s)
+    _child(WORKFLOW_STEP_DURATION, workflow_slug, step_name, status).observe(duration_s)
 
 
 def record_step_retry(workflow_slug: str, step_name: str) -> None:
@@ -460,7 +469,7 @@ def record_dispatch_latency(latency_s: float) -> None:
 
 
 def record_db_query(query_type: str, table: str, duration_s: float) -> None:
-    DB_QUERY_DURATION.labels(query_type, table).observe(duration_s)
+    _child(DB_QUERY_DURATION, query_type, table).observe(duration_s)
 
 
 def record_db_query_error(query_type: str, error_type: str) -> None:
@@ -485,7 +494,7 @@ def set_db_pool_size(size: int) -> None:
 
 
 def record_redis_operation(operation: str, duration_s: float) -> None:
-    REDIS_OPERATION_DURATION.labels(operation).observe(duration_s)
+    _child(REDIS_OPERATION_DURATION, operation).observe(duration_s)
 
 
 def record_redis_error(operation: str) -> None:
@@ -553,7 +562,7 @@ def record_rate_limited(scope: str) -> None:
 
 def record_celery_task_event(event: str, name: str, hostname: str, queue_name: str) -> None:
     """``event`` is one of CELERY_TASK_EVENTS; failures go to record_celery_task_failed."""
-    CELERY_TASK_EVENT_COUNTERS[event].labels(name, hostname, queue_name).inc()
+    _child(CELERY_TASK_EVENT_COUNTERS[event], name, hostname, queue_name).inc()
 
 
 def record_celery_task_failed(name: str, hostname: str, queue_name: str, exception: str) -> None:
@@ -562,12 +571,12 @@ def record_celery_task_failed(name: str, hostname: str, queue_name: str, excepti
 
 
 def record_celery_task_runtime(name: str, hostname: str, queue_name: str, runtime_s: float) -> None:
-    CELERY_TASK_RUNTIME.labels(name, hostname, queue_name).observe(runtime_s)
+    _child(CELERY_TASK_RUNTIME, name, hostname, queue_name).observe(runtime_s)
 
 
 def record_celery_task_active(hostname: str, delta: int) -> None:
     """+1 at task_prerun, -1 at task_postrun (a killed child's share vanishes with it)."""
-    CELERY_WORKER_TASKS_ACTIVE.labels(hostname).inc(delta)
+    _child(CELERY_WORKER_TASKS_ACTIVE, hostname).inc(delta)
 
 
 def set_celery_worker_up(hostname: str, queues: Iterable[str], up: bool) -> None:
