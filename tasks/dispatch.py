@@ -239,11 +239,13 @@ def insert_tickets(
     rows: list[DispatchOutbox],
     *,
     batch: InsertBatch | None = None,
-) -> None:
+) -> str | None:
     """Insert new tickets in one statement, bypassing the unit of work, and give each
     row its id (the rows stay outside the session: nothing reads them back).
     `batch` carries INSERTs to send ahead of the tickets' in the same round trip.
-    At most one new ticket per execution, so the execution id pairs ids with rows."""
+    At most one new ticket per execution, so the execution id pairs ids with rows.
+    Returns the tickets' xmin (None without tickets): the id of the transaction that
+    wrote them, and so also `batch`'s rows, sent in the same round trip."""
     if len({row.execution_id for row in rows}) != len(rows):
         raise ValueError("insert_tickets takes at most one ticket per execution")
     batch = batch if batch is not None else InsertBatch()
@@ -259,11 +261,13 @@ def insert_tickets(
             }
             for row in rows
         ],
-        returning=("id", "execution_id"),
+        returning=("id", "execution_id", "xmin::text"),
     )
-    ids = {execution_id: row_id for row_id, execution_id in batch.send(session)}
+    written = batch.send(session)
+    ids = {execution_id: row_id for row_id, execution_id, _ in written}
     for row in rows:
         row.id = ids[row.execution_id]
+    return str(written[0][2]) if written else None
 
 
 def is_immediate(row: DispatchOutbox) -> bool:

@@ -26,7 +26,7 @@ from engine.state import ExecutionStatus
 from models.execution import DispatchOutbox, Event, Execution
 from models.rows import InsertBatch, JsonText
 from tasks.dispatch import insert_tickets, new_ticket
-from tasks.locking import pinned_definition
+from tasks.locking import carry_snapshot, inserted_row, pinned_definition
 
 
 class WorkflowVersion(Protocol):
@@ -158,21 +158,23 @@ def start_many(
         batch.send(session)
         return []
     definitions = [_parsed(start.workflow) for start in starts]
+    rows = [
+        _new_execution(
+            start.workflow,
+            definition,
+            start.execution_id,
+            start.payload,
+            now=now,
+            trigger_type=trigger_type,
+            event=start.event,
+            created_by=created_by,
+        )
+        for start, definition in zip(starts, definitions, strict=True)
+    ]
+    contexts = [json.dumps(row["context"]) for row in rows]
     batch.add(
         Execution,
-        [
-            _new_execution(
-                start.workflow,
-                definition,
-                start.execution_id,
-                start.payload,
-                now=now,
-                trigger_type=trigger_type,
-                event=start.event,
-                created_by=created_by,
-            )
-            for start, definition in zip(starts, definitions, strict=True)
-        ],
+        [{**row, "context": JsonText(text)} for row, text in zip(rows, contexts, strict=True)],
     )
     tickets = [
         new_ticket(
@@ -184,10 +186,29 @@ def start_many(
         )
         for start, definition in zip(starts, definitions, strict=True)
     ]
-    insert_tickets(session, tickets, batch=batch)
+    row_xmin = insert_tickets(session, tickets, batch=batch)
+    for start, row, context_json, ticket in zip(starts, rows, contexts, tickets, strict=True):
+        _carry_new_row(start.workflow, row, context_json, ticket, row_xmin)
     return [
         Launch(start.execution_id, ticket) for start, ticket in zip(starts, tickets, strict=True)
     ]
+
+
+def _carry_new_row(
+    workflow: WorkflowVersion,
+    row: dict[str, Any],
+    context_json: str,
+    ticket: DispatchOutbox,
+    row_xmin: str | None,
+) -> None:
+    """The first step's message carries the row as inserted, so that step need not read
+    it (tasks.locking.snapshot): the tickets' xmin is the rows', written in the same
+    transaction. Only for a definition pinned as stored text, the text the worker reads."""
+    if row_xmin is None or not isinstance(workflow, WorkflowRecord):
+        return
+    execution = inserted_row(row, workflow.definition_text, row_xmin)
+    if execution is not None:
+        carry_snapshot(ticket, execution, context_json)
 
 
 def _parsed(workflow: WorkflowVersion) -> Definition:

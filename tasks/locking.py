@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
@@ -27,8 +28,8 @@ from sqlalchemy import Connection, Select, Table, Text, and_, bindparam, literal
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 
-from engine.definition import Definition
-from models.execution import Execution, StepRun
+from engine.definition import Definition, RunMode
+from models.execution import DispatchOutbox, Execution, StepRun
 from models.prepared import PreparedStatement, execute_prepared
 
 _EXECUTIONS = cast(Table, Execution.__table__)
@@ -150,11 +151,16 @@ def pinned_definition(text: str) -> Definition:
 def pinned_with_digest(text: str) -> tuple[Definition, str]:
     """The parsed definition and the digest a snapshot names it by."""
     definition = Definition.from_dict(json.loads(text))
-    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    digest = definition_digest(text)
     if len(_by_digest) >= _DIGESTS_KEPT:
         del _by_digest[next(iter(_by_digest))]  # the oldest
     _by_digest[digest] = definition
     return definition, digest
+
+
+def definition_digest(text: str) -> str:
+    """What a snapshot names a pinned definition's JSON text by."""
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 # Definitions this process parsed, by digest, for snapshots (bounded like pinned_with_digest:
@@ -164,11 +170,12 @@ _DIGESTS_KEPT = 256
 
 
 # --- snapshots --------------------------------------------------------------------------
-# The row as a step's optimistic write left it travels in the next step's message,
-# so that step runs without reading it again: its compare-and-set (same version,
-# same xmin) still rejects a row that changed since, and then the locked path reads
-# it afresh. Only small contexts travel; a message without a snapshot (the first
-# step, one the relay re-published, a big context) reads the row as before.
+# The row as a step's optimistic write left it (or as the API inserted it, for the
+# first step: tasks.launch) travels in the next step's message, so that step runs
+# without reading it again: its compare-and-set (same version, same xmin) still
+# rejects a row that changed since, and then the locked path reads it afresh. Only
+# small contexts travel; a message without a snapshot (one the relay re-published,
+# a big context) reads the row as before.
 SNAPSHOT_MAX_CONTEXT_CHARS = 8192
 
 
@@ -183,6 +190,36 @@ def snapshot(execution: LockedExecution, context_json: str) -> dict[str, Any] | 
         definition=execution.definition_digest, context=context_json, row_xmin=execution.row_xmin
     )
     return carried
+
+
+def carry_snapshot(ticket: DispatchOutbox, execution: LockedExecution, context_json: str) -> None:
+    """Let the ticket's published message (not the stored ticket) carry the row as
+    `execution`, when the step it names runs PLAIN: the only way that uses it."""
+    payload = ticket.payload
+    if payload.get("mode") != _PLAIN or payload.get("delayed"):
+        return
+    carried = snapshot(execution, context_json)
+    if carried is not None:
+        ticket.payload = {**payload, "snapshot": carried}
+
+
+def inserted_row(
+    values: Mapping[str, Any], definition_text: str, row_xmin: str
+) -> LockedExecution | None:
+    """The execution row just inserted with `values` (tasks.launch), as a step would
+    read it; None when a column it reads was left to a database default."""
+    read: dict[str, Any] = {}
+    for name in COLUMNS:
+        if name in values:
+            read[name] = values[name]
+        elif _HAS_DEFAULT[name]:
+            return None
+        else:
+            read[name] = None
+    definition, digest = pinned_with_digest(definition_text)
+    return LockedExecution(
+        **{**read, "definition": definition}, row_xmin=row_xmin, definition_digest=digest
+    )
 
 
 def from_snapshot(execution_id: uuid.UUID, data: dict[str, Any]) -> LockedExecution | None:
@@ -205,6 +242,12 @@ def from_snapshot(execution_id: uuid.UUID, data: dict[str, Any]) -> LockedExecut
 # The message names the execution already; the definition travels as its digest and
 # the context as the JSON text the write sent.
 _NOT_CARRIED = frozenset({"id", "definition", "context"})
+_PLAIN = RunMode.PLAIN.value
+# Whether the database fills the column when an INSERT leaves it out.
+_HAS_DEFAULT = {
+    name: _EXECUTIONS.c[name].default is not None or _EXECUTIONS.c[name].server_default is not None
+    for name in COLUMNS
+}
 # Each carried column's Python type, from the model (read once).
 _PYTHON_TYPES: dict[str, type] = {
     name: _EXECUTIONS.c[name].type.python_type for name in COLUMNS if name not in _NOT_CARRIED

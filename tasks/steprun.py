@@ -58,9 +58,9 @@ from tasks.locking import (
     COLUMNS,
     LockedExecution,
     RunState,
+    carry_snapshot,
     from_snapshot,
     lock_execution,
-    snapshot,
 )
 from tasks.recording import Recording
 from tasks.stepping import StepAttempt, prepare_context, run_attempt
@@ -73,7 +73,6 @@ FINISHED_RUNS = frozenset({StepRunStatus.COMPLETED, StepRunStatus.FAILED, StepRu
 NEEDS_EFFECTS = "needs_effects"
 # What a snapshot takes from the written columns (the context goes as the JSON sent).
 _ROW_COLUMNS = frozenset(COLUMNS) - {"context"}
-_PLAIN = RunMode.PLAIN.value
 
 
 def run_step_message(rt: runtime.Runtime, message: Ticket) -> str:
@@ -247,18 +246,13 @@ def _carry_snapshot(rec: Recording, applied: Applied) -> None:
     the stored ticket), so that step need not read it (tasks.locking.snapshot)."""
     if rec.written is None or rec.context_json is None or len(applied.tickets) != 1:
         return
-    ticket = applied.tickets[0]
-    if ticket.payload.get("mode") != _PLAIN:
-        return
     execution = rec.execution
     row = replace(
         execution,
         **{name: value for name, value in rec.changes.items() if name in _ROW_COLUMNS},
         row_xmin=rec.written.row_xmin,
     )
-    carried = snapshot(row, rec.context_json)
-    if carried is not None:
-        ticket.payload = {**ticket.payload, "snapshot": carried}
+    carry_snapshot(applied.tickets[0], row, rec.context_json)
 
 
 # What _work returns for a parallel or foreach step that starts (compared by identity).

@@ -302,3 +302,61 @@ def test_a_duplicate_delivery_of_a_carried_step_changes_nothing(
     assert run_ticket(rt, next_ticket) == "duplicate"
     assert version_of(rt, execution_id) == version
     assert count_step_runs(rt, execution_id) == 2
+
+
+@pytest.fixture
+def sent_by_api(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The tickets the API publishes, as the broker gets them."""
+    import api.dispatch
+    from tests.integration.engine.conftest import RecordingPublisher
+
+    recording = RecordingPublisher()
+    monkeypatch.setattr(api.dispatch, "publisher", lambda: recording)
+    return recording.published
+
+
+def test_the_first_step_runs_on_the_row_its_event_inserted_without_reading_it(
+    admin: Any, rt: Any, sent_by_api: list[Any], statements: list[str]
+) -> None:
+    from tasks.locking import from_snapshot, lock_execution
+
+    event_type = f"opt.{unique('e')}"
+    create_workflow(admin, set_then_allow(event_type))
+    [execution_id] = send_event(admin, event_type, {"n": 1})["execution_ids"]
+    [first] = sent_by_api
+    assert (str(first.execution_id), first.step_id) == (execution_id, "a")
+    [stored] = tickets_of(rt, execution_id)
+    assert stored.snapshot is None  # only the message carries it
+    # The carried row is the row a step reads, column for column (the xmin included).
+    with rt.autocommit_engine.connect() as connection:
+        read = lock_execution(connection, **first.attempt_key, lock=False)
+    assert read is not None
+    assert from_snapshot(first.execution_id, first.snapshot) == read[0]
+    statements.clear()
+    assert run_ticket(rt, first) == "completed"
+    assert len(statements) == 1  # the compare-and-set write; no read of the row first
+    assert "EXECUTE iw_transition_" in statements[0]
+    drive(rt)
+    done = execution(admin, execution_id)
+    assert (done["status"], done["result"]) == ("completed", "allowed")
+    assert done["context"]["x"] == 1
+
+
+def test_an_event_batch_carries_each_new_row_to_its_first_step(
+    admin: Any, rt: Any, sent_by_api: list[Any]
+) -> None:
+    from tasks.locking import from_snapshot, lock_execution
+
+    event_type = f"opt.{unique('e')}"
+    create_workflow(admin, set_then_allow(event_type))
+    events = [{"event_type": event_type, "payload": {"n": n}} for n in range(3)]
+    response = admin.post(f"{API}/events/batch", {"events": events})
+    assert response.status_code == 207, response.json
+    assert len(sent_by_api) == 3
+    with rt.autocommit_engine.connect() as connection:
+        for ticket in sent_by_api:
+            read = lock_execution(connection, **ticket.attempt_key, lock=False)
+            assert read is not None
+            assert from_snapshot(ticket.execution_id, ticket.snapshot) == read[0]
+    # Each first step carries its own event's context.
+    assert len({ticket.snapshot["context"] for ticket in sent_by_api}) == 3
