@@ -27,25 +27,26 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("api", "engine", "models", "tasks", "workers", "monitoring")
 ENTRY = ("run_step_message", str(ROOT / "tasks" / "steprun.py"))
 
-executed: set[tuple[str, int]] = set()
-_depth = 0
 
+class LineTracer:
+    """Records (file, line) of every line run while ENTRY is on the stack."""
 
-def _local(frame: FrameType, event: str, _arg: Any) -> Any:
-    global _depth
-    if event == "line":
-        executed.add((frame.f_code.co_filename, frame.f_lineno))
-    elif event == "return" and (frame.f_code.co_name, frame.f_code.co_filename) == ENTRY:
-        _depth -= 1
-    return _local
+    def __init__(self) -> None:
+        self.executed: set[tuple[str, int]] = set()
+        self._depth = 0
 
+    def enter(self, frame: FrameType, _event: str, _arg: Any) -> Any:
+        code = frame.f_code
+        if (code.co_name, code.co_filename) == ENTRY:
+            self._depth += 1
+        return self.line if self._depth else None
 
-def _global(frame: FrameType, _event: str, _arg: Any) -> Any:
-    global _depth
-    code = frame.f_code
-    if (code.co_name, code.co_filename) == ENTRY:
-        _depth += 1
-    return _local if _depth else None
+    def line(self, frame: FrameType, event: str, _arg: Any) -> Any:
+        if event == "line":
+            self.executed.add((frame.f_code.co_filename, frame.f_lineno))
+        elif event == "return" and (frame.f_code.co_name, frame.f_code.co_filename) == ENTRY:
+            self._depth -= 1
+        return self.line
 
 
 def _module(filename: str) -> str | None:
@@ -62,13 +63,14 @@ def main() -> None:
         argv = ["-n", "20", *argv]
     sys.argv = [str(ROOT / "bench" / "step_profile.py"), *argv, "--via-task", "--repeat", "1"]
     sys.path.insert(0, str(ROOT / "bench"))
-    sys.settrace(_global)
+    tracer = LineTracer()
+    sys.settrace(tracer.enter)
     try:
         runpy.run_path(sys.argv[0], run_name="__main__")
     finally:
         sys.settrace(None)
     by_module = Counter(
-        module for filename, _ in executed if (module := _module(filename)) is not None
+        module for filename, _ in tracer.executed if (module := _module(filename)) is not None
     )
     print(f"{'module':40} {'executed':>9} {'lines':>7}")
     for module, count in sorted(by_module.items(), key=lambda item: -item[1]):
