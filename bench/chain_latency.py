@@ -1,6 +1,7 @@
 """Latency of one execution: a 40-step sequential no-op workflow, event to finish.
 
     .venv/bin/python bench/chain_latency.py [--steps 40] [--runs 5] [--idle-samples 100]
+        [--skip-floor]
 
 Starts the stack as bench/engine.py does (a throwaway database, gunicorn with
 2 sync workers, a Celery worker with 2 prefork processes, beat), then:
@@ -17,6 +18,13 @@ Starts the stack as bench/engine.py does (a throwaway database, gunicorn with
     run's started_at): the API's commit and publish, the broker, the worker
     taking the message and reading the execution.
 
+  floor: then, with the stack stopped, the same chain as Celery alone: RUNS
+    times `shared/bench/celery_floor.py run -e 1 -s STEPS --pg` (a chain of
+    STEPS Celery tasks, each committing one UPDATE, on its own 2-process
+    worker): the median total seconds and ms per step, the handoff cost any
+    Celery-chain engine pays on this machine at this moment (its total is
+    polled every 10 ms and includes sending the chain). --skip-floor skips it.
+
 Compare: Hatchet 1.2 s and Temporal 3.0 s for 40 sequential lightweight tasks
 (published); Temporal's dev server 51 ms a step, DBOS 3.1 ms a step measured
 on this kind of machine (issue 18).
@@ -25,13 +33,18 @@ on this kind of machine (issue 18).
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import engine_bench, free_port
+import redis
+from harness import SHARED_BENCH, engine_bench, free_port
 from sqlalchemy import create_engine, text
 
 bench = engine_bench()
@@ -106,6 +119,9 @@ def run(args: argparse.Namespace) -> None:
     try:
         with bench.throwaway_database() as database_url:
             measure(args, processes, database_url)
+        processes.stop_all()
+        if not args.skip_floor:
+            floor_chain(args, processes)
     finally:
         processes.stop_all()
 
@@ -172,6 +188,41 @@ def measure(args: argparse.Namespace, processes: Any, database_url: str) -> None
     db.dispose()
 
 
+def floor_chain(args: argparse.Namespace, processes: Any) -> None:
+    script = SHARED_BENCH / "celery_floor.py"
+    if not script.exists():
+        print(f"floor: {script} not found, skipped")
+        return
+    env = {**os.environ, "FLOOR_PG": "dbname=postgres user=postgres host=127.0.0.1"}
+    redis.Redis.from_url(env.get("FLOOR_BROKER", "redis://127.0.0.1:6379/15")).flushdb()
+    processes.spawn(
+        "floor-worker", [sys.executable, str(script), "worker"], env, cwd=processes.workdir
+    )
+    time.sleep(4)
+    command = [sys.executable, str(script), "run", "-e", "1", "-s", str(args.steps), "--pg"]
+    totals = []
+    for _ in range(args.runs + 1):  # the first is a warm-up
+        out = subprocess.run(
+            command,
+            env=env,
+            cwd=processes.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        match = re.search(r"total_s=([\d.]+)", out)
+        if match is None:
+            raise SystemExit(f"floor: unexpected output {out!r}")
+        totals.append(float(match.group(1)))
+    processes.stop("floor-worker")
+    total = statistics.median(totals[1:])
+    print(
+        f"floor chain of {args.steps} Celery tasks (celery_floor.py -e 1 --pg), median of"
+        f" {args.runs} runs: {total:.3f} s = {total * 1000 / args.steps:.2f} ms/step"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -179,6 +230,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--idle-samples", type=int, default=100)
+    parser.add_argument("--skip-floor", action="store_true")
     run(parser.parse_args())
 
 
