@@ -33,18 +33,14 @@ on this kind of machine (issue 18).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
-from harness import SHARED_BENCH, engine_bench, free_port
+from harness import engine_bench, free_port
 from sqlalchemy import create_engine, text
 
 bench = engine_bench()
@@ -189,28 +185,12 @@ def measure(args: argparse.Namespace, processes: Any, database_url: str) -> None
 
 
 def floor_chain(args: argparse.Namespace, processes: Any) -> None:
-    script = SHARED_BENCH / "celery_floor.py"
-    if not script.exists():
-        print(f"floor: {script} not found, skipped")
+    env = bench.start_floor_worker(processes)
+    if env is None:
         return
-    env = {**os.environ, "FLOOR_PG": "dbname=postgres user=postgres host=127.0.0.1"}
-    redis.Redis.from_url(env.get("FLOOR_BROKER", "redis://127.0.0.1:6379/15")).flushdb()
-    processes.spawn(
-        "floor-worker", [sys.executable, str(script), "worker"], env, cwd=processes.workdir
-    )
-    time.sleep(4)
-    command = [sys.executable, str(script), "run", "-e", "1", "-s", str(args.steps), "--pg"]
     totals = []
     for _ in range(args.runs + 1):  # the first is a warm-up
-        out = subprocess.run(
-            command,
-            env=env,
-            cwd=processes.workdir,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
+        out = bench.floor_run(processes, env, executions=1, steps=args.steps)
         match = re.search(r"total_s=([\d.]+)", out)
         if match is None:
             raise SystemExit(f"floor: unexpected output {out!r}")

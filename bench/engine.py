@@ -53,6 +53,7 @@ from harness import throwaway_database as new_database
 from sqlalchemy import create_engine, text
 
 BIN = Path(sys.executable).parent
+FLOOR_SCRIPT = SHARED_BENCH / "celery_floor.py"
 # DBs 10 and 11 are flushed around each round: on a machine shared with other runs,
 # point BENCH_REDIS_SERVER (and the floors' FLOOR_BROKER) at a redis-server of your own.
 REDIS_SERVER = os.environ.get("BENCH_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
@@ -397,18 +398,35 @@ def _summary(db: Any, ids: list[str], n: int, accepted_s: float) -> dict[str, fl
 
 
 def run_floor(n: int, processes: Processes) -> float | None:
-    script = SHARED_BENCH / "celery_floor.py"
-    if not script.exists():
-        print(f"floor: {script} not found, skipped")
+    env = start_floor_worker(processes)
+    if env is None:
+        return None
+    out = floor_run(processes, env, executions=n, steps=STEPS)
+    processes.stop("floor-worker")
+    print("floor:", out.strip())
+    match = re.search(r"steps_per_s=([\d.]+)", out)
+    return float(match.group(1)) if match else None
+
+
+def start_floor_worker(processes: Processes) -> dict[str, str] | None:
+    """The floor's own worker (shared/bench/celery_floor.py), on a flushed broker DB;
+    its environment for floor_run, or None without the script."""
+    if not FLOOR_SCRIPT.exists():
+        print(f"floor: {FLOOR_SCRIPT} not found, skipped")
         return None
     env = {**os.environ, "FLOOR_PG": "dbname=postgres user=postgres host=127.0.0.1"}
     redis.Redis.from_url(env.get("FLOOR_BROKER", "redis://127.0.0.1:6379/15")).flushdb()
     processes.spawn(
-        "floor-worker", [sys.executable, str(script), "worker"], env, cwd=processes.workdir
+        "floor-worker", [sys.executable, str(FLOOR_SCRIPT), "worker"], env, cwd=processes.workdir
     )
     time.sleep(4)
-    out = subprocess.run(
-        [sys.executable, str(script), "run", "-e", str(n), "-s", str(STEPS), "--pg"],
+    return env
+
+
+def floor_run(processes: Processes, env: dict[str, str], *, executions: int, steps: int) -> str:
+    """`celery_floor.py run -e EXECUTIONS -s STEPS --pg`: what it prints."""
+    return subprocess.run(
+        [sys.executable, str(FLOOR_SCRIPT), "run", "-e", str(executions), "-s", str(steps), "--pg"],
         env=env,
         cwd=processes.workdir,
         capture_output=True,
@@ -416,10 +434,6 @@ def run_floor(n: int, processes: Processes) -> float | None:
         timeout=900,
         check=True,
     ).stdout
-    processes.stop("floor-worker")
-    print("floor:", out.strip())
-    match = re.search(r"steps_per_s=([\d.]+)", out)
-    return float(match.group(1)) if match else None
 
 
 def wrk_rps(url: str, token: str) -> float:
