@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, created_at, uuid_pk
@@ -16,7 +16,15 @@ class ShadowReport(Base):
     """One shadow run: `pending` until a worker (or the request itself) runs it."""
 
     __tablename__ = "shadow_reports"
-    __table_args__ = (Index("ix_shadow_reports_org_created", "organization_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_shadow_reports_org_created", "organization_id", "created_at"),
+        # What the sweeper looks through for stalled reports (tasks.shadow.requeue_stalled).
+        Index(
+            "ix_shadow_reports_unfinished",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     organization_id: Mapped[uuid.UUID] = mapped_column(
@@ -40,6 +48,12 @@ class ShadowReport(Base):
     created_at: Mapped[datetime] = created_at()
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # The last sign of life of what holds the report: the run that claimed it (its
+    # claim, each chunk it writes) or the message that queued it again
+    # (tasks.shadow.requeue_stalled); created_at stands in before either.
+    heartbeat_at: Mapped[datetime | None]
+    # Runs that claimed it: one that stops this often fails (tasks.shadow.MAX_ATTEMPTS).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ShadowDifference(Base):

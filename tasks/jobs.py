@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from celery import shared_task
 
@@ -39,7 +40,12 @@ def relay_outbox() -> int:
 
 @shared_task(name=SWEEP_STUCK, ignore_result=True)
 def sweep_stuck() -> int:
-    return _measured(sweeper.WORKER_TYPE, sweeper.sweep)
+    def sweep(rt: runtime.Runtime) -> int:
+        now = datetime.now(UTC)
+        stalled = shadow.requeue_stalled(rt.session_factory, rt.publisher.send, now)
+        return sweeper.sweep(rt, now) + stalled
+
+    return _measured(sweeper.WORKER_TYPE, sweep)
 
 
 @shared_task(name=approvals.EXPIRE_APPROVALS, ignore_result=True)

@@ -14,15 +14,18 @@ A worker killed mid-report leaves it `running`; the redelivered message (acks
 late) runs it again from the start, its partial differences deleted first. Each
 run marks its claim (`started_at`) and writes only while the claim is still its
 own, so a run superseded by a later delivery stops without touching the report.
+A report nothing runs any more (its message lost with the broker, the request
+that answered it inline cut short) falls silent: the sweeper queues it again
+(`requeue_stalled`), and fails it once MAX_ATTEMPTS runs have stopped short.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -53,6 +56,12 @@ CHUNK = 500
 # A new wait step looks at most this many later events of its type for its match.
 LATER_EVENTS_LIMIT = 1000
 PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
+# A report whose run shows no sign of life for this long (a claim, a chunk written:
+# a few seconds apart) is taken as abandoned and queued again; after MAX_ATTEMPTS
+# runs that all stopped short it fails instead.
+STALL = timedelta(minutes=10)
+MAX_ATTEMPTS = 3
+STALLED_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,42 @@ def mark_failed(session_factory: sessionmaker[Session], report_id: uuid.UUID, wh
             report.completed_at = datetime.now(UTC)
 
 
+def requeue_stalled(
+    session_factory: sessionmaker[Session],
+    send: Callable[[str, dict[str, Any]], None],
+    now: datetime,
+) -> int:
+    """Queue again the reports nothing runs any more (silent for STALL), or fail those
+    whose runs stopped MAX_ATTEMPTS times; how many were found."""
+    with session_factory() as session, session.begin():
+        stalled = session.scalars(
+            select(ShadowReport)
+            .where(
+                ShadowReport.status.in_((PENDING, RUNNING)),
+                func.coalesce(ShadowReport.heartbeat_at, ShadowReport.created_at) < now - STALL,
+            )
+            .order_by(ShadowReport.created_at)
+            .limit(STALLED_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        again = []
+        for report in stalled:
+            if report.attempts >= MAX_ATTEMPTS:
+                report.status = FAILED
+                report.error_message = f"its run stopped without finishing {report.attempts} times"
+                report.completed_at = now
+            else:
+                report.heartbeat_at = now  # the new message's: not queued again before STALL
+                again.append(report.id)
+    for report_id in again:
+        log.warning("shadow_report_requeued", report_id=str(report_id))
+        try:
+            send(RUN_SHADOW, {"report_id": str(report_id)})
+        except Exception as exc:  # a broker failure: the next sweep after STALL tries again
+            log.warning("shadow_report_requeue_failed", report_id=str(report_id), error=repr(exc))
+    return len(stalled)
+
+
 class Superseded(Exception):
     """Another delivery of the report's message claimed it since: that run owns it."""
 
@@ -177,7 +222,8 @@ def _claim(session_factory: sessionmaker[Session], report_id: uuid.UUID) -> _Cla
         # A run cut short left some differences: start over.
         session.execute(delete(ShadowDifference).where(ShadowDifference.report_id == report_id))
         report.status = RUNNING
-        report.started_at = datetime.now(UTC)
+        report.started_at = report.heartbeat_at = datetime.now(UTC)
+        report.attempts += 1
         return _Claimed(
             report_id=report.id,
             claimed_at=report.started_at,
@@ -395,7 +441,7 @@ def _write(
 ) -> None:
     """A chunk's differences, written only while this run's claim holds."""
     with session_factory() as session, session.begin():
-        _owned(session, claimed)
+        _owned(session, claimed).heartbeat_at = datetime.now(UTC)
         if rows:
             session.execute(insert(ShadowDifference), rows)
 

@@ -7,6 +7,9 @@ Two duties, each a bounded batch claimed with SKIP LOCKED:
   limit and that hold no ticket (the relay covers those that do): a new ticket
   for the current attempt; the step task then takes the attempt over if its
   process is gone, or leaves it to a live one (advisory lock).
+
+The same job (tasks.jobs.sweep_stuck) queues stalled shadow reports again
+(tasks.shadow.requeue_stalled).
 """
 
 from __future__ import annotations

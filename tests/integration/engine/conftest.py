@@ -28,6 +28,7 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.published: list[Any] = []
+        self.sent: list[tuple[str, dict[str, Any]]] = []  # other tasks' messages (send)
 
     def publish(self, tickets: Any) -> int:
         items = list(tickets)
@@ -38,6 +39,9 @@ class RecordingPublisher:
         from tasks.dispatch import Ticket
 
         return self.publish(Ticket.from_row(row) for row in rows)
+
+    def send(self, task_name: str, kwargs: dict[str, Any] | None = None) -> None:
+        self.sent.append((task_name, dict(kwargs or {})))
 
 
 @pytest.fixture(scope="session")

@@ -463,3 +463,76 @@ def test_it_needs_both_read_permissions(recorded: dict[str, Any]) -> None:
     assert both.post(f"{API}/workflows/{row['id']}/shadow", body).status_code == 200
     missing = f"{API}/workflows/{row['id']}/shadow/00000000-0000-0000-0000-000000000000"
     assert both.get(missing).status_code == 404
+
+
+def _age(rt: Any, report_id: str, **columns: Any) -> None:
+    """Set a report's bookkeeping as a run that stopped long ago would have left it."""
+    from models.shadow import ShadowReport
+
+    with rt.session_factory() as session, session.begin():
+        report = session.get(ShadowReport, uuid.UUID(report_id))
+        for name, value in columns.items():
+            setattr(report, name, value)
+
+
+def _requeued(rt: Any, report_id: str) -> bool:
+    """One sweep of stalled reports (of every test's organization): whether it queued
+    this report again."""
+    from tasks import shadow as shadow_service
+
+    rt.publisher.sent.clear()
+    shadow_service.requeue_stalled(rt.session_factory, rt.publisher.send, datetime.now(UTC))
+    return (shadow_service.RUN_SHADOW, {"report_id": report_id}) in rt.publisher.sent
+
+
+def test_a_report_whose_run_stopped_is_queued_again_and_then_completes(
+    rt: Any, recorded: dict[str, Any]
+) -> None:
+    from tasks import shadow as shadow_service
+    from tasks.jobs import run_shadow
+
+    owner, row = recorded["owner"], recorded["row"]
+    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
+    report_id = shadow(owner, row, body).json["id"]
+    # A worker claimed it and died; its message is gone (a broker that lost its queue).
+    assert shadow_service._claim(rt.session_factory, uuid.UUID(report_id)) is not None
+    assert not _requeued(rt, report_id)  # a live run is left alone
+    _age(
+        rt, report_id, heartbeat_at=datetime.now(UTC) - shadow_service.STALL - timedelta(seconds=1)
+    )
+
+    assert _requeued(rt, report_id)
+    assert not _requeued(rt, report_id)  # queued once, not at every sweep
+    assert run_shadow(report_id) == 5
+    read = owner.get(f"{API}/workflows/{row['id']}/shadow/{report_id}")
+    assert read.json["status"] == "completed"
+    assert read.json["summary"]["differences"] == read.json["total"] == 2
+
+
+def test_a_pending_report_whose_message_was_lost_is_queued_again(
+    rt: Any, recorded: dict[str, Any]
+) -> None:
+    from tasks import shadow as shadow_service
+
+    owner, row = recorded["owner"], recorded["row"]
+    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
+    report_id = shadow(owner, row, body).json["id"]
+    assert not _requeued(rt, report_id)
+    _age(rt, report_id, created_at=datetime.now(UTC) - shadow_service.STALL - timedelta(seconds=1))
+    assert _requeued(rt, report_id)
+
+
+def test_a_report_whose_runs_keep_stopping_fails(rt: Any, recorded: dict[str, Any]) -> None:
+    from tasks import shadow as shadow_service
+
+    owner, row = recorded["owner"], recorded["row"]
+    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
+    report_id = shadow(owner, row, body).json["id"]
+    silent_since = datetime.now(UTC) - shadow_service.STALL - timedelta(seconds=1)
+    for attempt in range(1, shadow_service.MAX_ATTEMPTS + 1):
+        assert shadow_service._claim(rt.session_factory, uuid.UUID(report_id)) is not None
+        _age(rt, report_id, heartbeat_at=silent_since)
+        assert _requeued(rt, report_id) == (attempt < shadow_service.MAX_ATTEMPTS)
+    read = owner.get(f"{API}/workflows/{row['id']}/shadow/{report_id}")
+    assert read.json["status"] == "failed"
+    assert "stopped without finishing 3 times" in read.json["error_message"]
