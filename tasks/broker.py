@@ -36,6 +36,11 @@ log = structlog.get_logger(__name__)
 TRANSPORT = "tasks.broker:Transport"
 # Redis commands buffered before a publish batch sends them (one LPUSH a message).
 _PIPELINE_MAX = 1000
+# kombu's connection failover options (Connection.default_channel) for publishing:
+# a publish follows a commit and its ticket is relayed if it is lost, so a broker
+# that refuses connections fails it at once, not after kombu's default retries for
+# its connect timeout (about 6 s holding an event's request or a step's process).
+FAIL_FAST = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 
 
 class Options(TypedDict):
@@ -207,7 +212,7 @@ class ChannelSender:
     def _channel(self) -> Any:
         local = self._local
         if getattr(local, "pid", None) != os.getpid() or local.connection is None:
-            local.connection = self._app.connection_for_write()
+            local.connection = self._app.connection_for_write(transport_options=FAIL_FAST)
             local.channel = local.connection.default_channel
             local.pid = os.getpid()
         return local.channel
