@@ -49,10 +49,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # Four messages reserved per process. With prefetch 1 each process
         # idles for a broker round trip between steps (measured: 1.5-2x fewer
-        # steps/s in bench/engine.py). The usual risk of prefetching with
-        # acks_late (messages held by a dead worker host until the visibility
-        # timeout) does not apply here: their tickets are relayed again 15 s
-        # after their commit. `--prefetch-multiplier 1` restores strict
+        # steps/s in bench/engine.py). The usual risk of prefetching (messages
+        # lost or held with a dead worker host) does not apply here: their
+        # tickets are relayed again 15 s after their commit (tasks.dispatch:
+        # no ack emulation). `--prefetch-multiplier 1` restores strict
         # fairness for sites whose steps are long.
         "worker_prefetch_multiplier": 4,
         "worker_concurrency": settings.worker_concurrency,

@@ -178,6 +178,34 @@ def test_messages_lost_by_the_broker_are_relayed_again(
     assert_each_ran_once(admin, db, http_sink, ids, slow_path, after_path)
 
 
+def test_the_messages_a_killed_worker_had_taken_are_relayed(
+    engine_stack: Stack, admin: Api, http_sink: HttpSink, db: Any
+) -> None:
+    """kill -9 of the whole worker (main process and pool) while it runs two slow calls
+    and holds the other executions' messages: they were in its memory only (no ack
+    emulation), and their tickets are published again by the relay."""
+    from tests.e2e.engine.test_waiting import kill_worker, restart_worker
+
+    ids, slow_path, after_path = start_batch(admin, http_sink, count=6, delay=2.0)
+    wait_for(lambda: len(http_sink.calls(slow_path)) >= 2, timeout=30)
+    time.sleep(0.3)
+    try:
+        kill_worker(engine_stack)
+        broker = redis.Redis.from_url(BROKER_URL)
+        try:
+            assert not broker.exists("unacked")  # nothing the worker took is kept in Redis
+        finally:
+            broker.close()
+    finally:
+        restart_worker(engine_stack)
+    # Unclaimed tickets come back 15 s after their commit, claimed ones after the slow
+    # step's 20 s limit + 15 s.
+    settle_all(admin, ids, timeout=120)
+    slow_calls = assert_each_ran_once(admin, db, http_sink, ids, slow_path, after_path)
+    assert max(slow_calls.values()) >= 2, slow_calls  # a call cut by the kill, sent again
+    engine_stack.check_alive()
+
+
 def test_dropped_database_connections_are_recovered(
     engine_stack: Stack, admin: Api, http_sink: HttpSink, db: Any, engine_database_url: str
 ) -> None:
