@@ -303,6 +303,13 @@ def queued_shadow_runs(report_id: str) -> int:
     )
 
 
+def background_report(recorded: dict[str, Any]) -> tuple[Caller, dict[str, Any], str]:
+    """A report of 50 events left to a worker: the owner, the workflow row, its id."""
+    owner, row = recorded["owner"], recorded["row"]
+    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
+    return owner, row, str(shadow(owner, row, body).json["id"])
+
+
 def test_a_run_superseded_by_a_redelivered_message_stops_without_touching_the_report(
     rt: Any, recorded: dict[str, Any]
 ) -> None:
@@ -310,9 +317,7 @@ def test_a_run_superseded_by_a_redelivered_message_stops_without_touching_the_re
     from tasks import shadow as shadow_service
     from tasks.jobs import run_shadow
 
-    owner, row = recorded["owner"], recorded["row"]
-    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
-    report_id = shadow(owner, row, body).json["id"]
+    owner, row, report_id = background_report(recorded)
     # A first delivery claims the report and is overtaken (a worker seen as lost) ...
     first = shadow_service._claim(rt.session_factory, uuid.UUID(report_id))
     assert first is not None
@@ -491,9 +496,7 @@ def test_a_report_whose_run_stopped_is_queued_again_and_then_completes(
     from tasks import shadow as shadow_service
     from tasks.jobs import run_shadow
 
-    owner, row = recorded["owner"], recorded["row"]
-    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
-    report_id = shadow(owner, row, body).json["id"]
+    owner, row, report_id = background_report(recorded)
     # A worker claimed it and died; its message is gone (a broker that lost its queue).
     assert shadow_service._claim(rt.session_factory, uuid.UUID(report_id)) is not None
     assert not _requeued(rt, report_id)  # a live run is left alone
@@ -514,9 +517,7 @@ def test_a_pending_report_whose_message_was_lost_is_queued_again(
 ) -> None:
     from tasks import shadow as shadow_service
 
-    owner, row = recorded["owner"], recorded["row"]
-    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
-    report_id = shadow(owner, row, body).json["id"]
+    *_, report_id = background_report(recorded)
     assert not _requeued(rt, report_id)
     _age(rt, report_id, created_at=datetime.now(UTC) - shadow_service.STALL - timedelta(seconds=1))
     assert _requeued(rt, report_id)
@@ -525,9 +526,7 @@ def test_a_pending_report_whose_message_was_lost_is_queued_again(
 def test_a_report_whose_runs_keep_stopping_fails(rt: Any, recorded: dict[str, Any]) -> None:
     from tasks import shadow as shadow_service
 
-    owner, row = recorded["owner"], recorded["row"]
-    body = {"candidate": with_threshold(recorded["workflow"], 500), "limit": 50, "background": True}
-    report_id = shadow(owner, row, body).json["id"]
+    owner, row, report_id = background_report(recorded)
     silent_since = datetime.now(UTC) - shadow_service.STALL - timedelta(seconds=1)
     for attempt in range(1, shadow_service.MAX_ATTEMPTS + 1):
         assert shadow_service._claim(rt.session_factory, uuid.UUID(report_id)) is not None
