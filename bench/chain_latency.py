@@ -46,26 +46,6 @@ from sqlalchemy import create_engine, text
 bench = engine_bench()
 
 
-def chain_workflow(workflow_id: str, event: str, steps: int) -> dict[str, Any]:
-    body: list[dict[str, Any]] = [
-        {
-            "id": f"s{i}",
-            "type": "execute",
-            "execute": [{"type": "set", "values": {f"v{i}": i}}],
-            "next": f"s{i + 1}",
-        }
-        for i in range(1, steps)
-    ]
-    body.append({"id": f"s{steps}", "type": "action", "action": {"type": "allow"}})
-    return {
-        "workflow_id": workflow_id,
-        "version": "1",
-        "name": f"{steps} no-op steps",
-        "enabled": True,
-        "definition": {"trigger": {"type": "event", "event": event}, "steps": body},
-    }
-
-
 def wait_done(db: Any, execution_id: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     query = text("SELECT status FROM executions WHERE id = :id")
@@ -82,30 +62,26 @@ def wait_done(db: Any, execution_id: str, timeout: float = 60) -> None:
 
 
 def own_span(db: Any, execution_id: str) -> float:
-    with db.connect() as connection:
-        return float(
-            connection.execute(
-                text(
-                    "SELECT extract(epoch FROM completed_at - started_at) FROM executions"
-                    " WHERE id = :id"
-                ),
-                {"id": execution_id},
-            ).scalar_one()
-        )
+    return _seconds(
+        db,
+        "SELECT extract(epoch FROM completed_at - started_at) FROM executions WHERE id = :id",
+        execution_id,
+    )
 
 
 def first_step_delay(db: Any, execution_id: str) -> float:
+    return _seconds(
+        db,
+        "SELECT extract(epoch FROM min(s.started_at) - e.started_at)"
+        " FROM executions e JOIN step_runs s ON s.execution_id = e.id"
+        " WHERE e.id = :id GROUP BY e.started_at",
+        execution_id,
+    )
+
+
+def _seconds(db: Any, query: str, execution_id: str) -> float:
     with db.connect() as connection:
-        return float(
-            connection.execute(
-                text(
-                    "SELECT extract(epoch FROM min(s.started_at) - e.started_at)"
-                    " FROM executions e JOIN step_runs s ON s.execution_id = e.id"
-                    " WHERE e.id = :id GROUP BY e.started_at"
-                ),
-                {"id": execution_id},
-            ).scalar_one()
-        )
+        return float(connection.execute(text(query), {"id": execution_id}).scalar_one())
 
 
 def run(args: argparse.Namespace) -> None:
@@ -134,8 +110,8 @@ def measure(args: argparse.Namespace, processes: Any, database_url: str) -> None
     base = f"http://127.0.0.1:{port}/api/v1"
     headers = {"Authorization": f"Bearer {bench.register(base)}"}
     for workflow in (
-        chain_workflow("chain", "bench.chain", args.steps),
-        chain_workflow("one_step", "bench.one", 1),
+        bench.noop_chain("chain", "bench.chain", args.steps),
+        bench.noop_chain("one_step", "bench.one", 1),
     ):
         httpx.post(
             f"{base}/workflows", json=workflow, headers=headers, timeout=10

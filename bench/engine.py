@@ -69,22 +69,28 @@ BATCH_SECONDS = 10.0
 
 
 def workflow(event: str) -> dict[str, Any]:
-    steps: list[dict[str, Any]] = [
+    """The benches' workflow: STEPS no-op steps."""
+    return noop_chain("bench_noop", event, STEPS)
+
+
+def noop_chain(workflow_id: str, event: str, steps: int) -> dict[str, Any]:
+    """A workflow of `steps` sequential no-op steps (sets, then an allow) on `event`."""
+    body: list[dict[str, Any]] = [
         {
             "id": f"s{i}",
             "type": "execute",
             "execute": [{"type": "set", "values": {f"v{i}": i}}],
             "next": f"s{i + 1}",
         }
-        for i in range(1, STEPS)
+        for i in range(1, steps)
     ]
-    steps.append({"id": f"s{STEPS}", "type": "action", "action": {"type": "allow"}})
+    body.append({"id": f"s{steps}", "type": "action", "action": {"type": "allow"}})
     return {
-        "workflow_id": "bench_noop",
+        "workflow_id": workflow_id,
         "version": "1",
-        "name": "Five no-op steps",
+        "name": f"{steps} no-op steps",
         "enabled": True,
-        "definition": {"trigger": {"type": "event", "event": event}, "steps": steps},
+        "definition": {"trigger": {"type": "event", "event": event}, "steps": body},
     }
 
 

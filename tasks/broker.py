@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 import redis.exceptions
@@ -122,21 +123,13 @@ class ChannelSender:
             soft_time_limit=soft_time_limit,
             time_limit=time_limit,
         )
-        content_type, encoding, body = dumps(
-            message.body, serializer=self._app.conf.task_serializer
-        )
-        for attempt in (1, 2):
-            channel = self._channel()
-            prepared = channel.prepare_message(
-                body, None, content_type, encoding, dict(message.headers), dict(message.properties)
-            )
-            try:
-                channel.basic_publish(prepared, exchange="", routing_key=queue)
-                break
-            except Exception:
-                self._drop()
-                if attempt == 2:
-                    raise
+        serialized = self._serialized(message)
+
+        def publish(channel: Any) -> None:
+            prepared = _prepared(channel, message, serialized)
+            channel.basic_publish(prepared, exchange="", routing_key=queue)
+
+        self._on_a_channel(publish)
         _sent(name, queue, message)
 
     def send_many(
@@ -150,32 +143,36 @@ class ChannelSender:
         # The parent task is the same for all (looked up once: a stack walk each time).
         links = self._links()
         built = [self._message(name, kwargs, links, **options) for kwargs, options in messages]
-        serializer = self._app.conf.task_serializer
-        bodies = [dumps(message.body, serializer=serializer) for message in built]
-        for attempt in (1, 2):
-            channel = self._channel()
+        serialized = [self._serialized(message) for message in built]
+
+        def publish(channel: Any) -> None:
             batch = channel.create_publish_batch(max_size=_PIPELINE_MAX)
             try:
-                for message, (content_type, encoding, body) in zip(built, bodies, strict=True):
-                    prepared = channel.prepare_message(
-                        body,
-                        None,
-                        content_type,
-                        encoding,
-                        dict(message.headers),
-                        dict(message.properties),
-                    )
-                    batch.publish(prepared, exchange="", routing_key=queue)
+                for message, body in zip(built, serialized, strict=True):
+                    batch.publish(_prepared(channel, message, body), exchange="", routing_key=queue)
                 batch.flush()
-                break
+            finally:
+                batch.close()
+
+        self._on_a_channel(publish)
+        for message in built:
+            _sent(name, queue, message)
+
+    def _on_a_channel(self, publish: Callable[[Any], None]) -> None:
+        """Publish on this process's channel; on a failure, drop the connection and try
+        once more on a new one, then raise (the relay publishes what is lost)."""
+        for attempt in (1, 2):
+            try:
+                publish(self._channel())
+                return
             except Exception:
                 self._drop()
                 if attempt == 2:
                     raise
-            finally:
-                batch.close()
-        for message in built:
-            _sent(name, queue, message)
+
+    def _serialized(self, message: Any) -> tuple[str, str, Any]:
+        """(content type, encoding, body) of a message, as send_task serializes it."""
+        return dumps(message.body, serializer=self._app.conf.task_serializer)
 
     def _links(self) -> tuple[str | None, str | None]:
         """(parent id, root id): inside a task, keep Celery's parent/root links."""
@@ -224,6 +221,13 @@ class ChannelSender:
                 connection.close()
             except Exception as exc:  # already broken: nothing more to release
                 log.debug("broker_connection_close_failed", error=repr(exc))
+
+
+def _prepared(channel: Any, message: Any, serialized: tuple[str, str, Any]) -> Any:
+    content_type, encoding, body = serialized
+    return channel.prepare_message(
+        body, None, content_type, encoding, dict(message.headers), dict(message.properties)
+    )
 
 
 def _sent(name: str, queue: str, message: Any) -> None:

@@ -151,16 +151,11 @@ def pinned_definition(text: str) -> Definition:
 def pinned_with_digest(text: str) -> tuple[Definition, str]:
     """The parsed definition and the digest a snapshot names it by."""
     definition = Definition.from_dict(json.loads(text))
-    digest = definition_digest(text)
+    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     if len(_by_digest) >= _DIGESTS_KEPT:
         del _by_digest[next(iter(_by_digest))]  # the oldest
     _by_digest[digest] = definition
     return definition, digest
-
-
-def definition_digest(text: str) -> str:
-    """What a snapshot names a pinned definition's JSON text by."""
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 # Definitions this process parsed, by digest, for snapshots (bounded like pinned_with_digest:

@@ -91,13 +91,11 @@ class EventBatchSchema(Schema):
     )
 
 
-class AcceptedEventSchema(Schema):
-    id = fields.UUID(required=True)
-    event_type = fields.String(required=True)
-    idempotency_key = fields.String(allow_none=True)
-    received_at = fields.DateTime(required=True)
-    triggered_workflows = fields.List(fields.String(), required=True)
-    execution_ids = fields.List(fields.String(), required=True)
+class AcceptedEventSchema(EventSchema):
+    """An accepted event of a batch: the event without its source and payload."""
+
+    class Meta:
+        exclude = ("source", "payload")
 
 
 class EventAnswerSchema(Schema):
