@@ -465,10 +465,6 @@ class RunMode(StrEnum):
     ATOMIC = "atomic"
     EFFECTS = "effects"
 
-    @property
-    def is_atomic(self) -> bool:
-        return self is not RunMode.EFFECTS
-
 
 def _duration_or(value: Any, default: timedelta | None) -> Any:
     return default if value is None else parse_duration(value)

@@ -10,6 +10,9 @@ An approval or a wait stops the run with status ``waiting`` and what it would
 wait for, unless the caller supplies the decision: ``approvals`` maps a step id
 to an ``ApprovalStatus``; ``events`` maps a wait step id to the event payload
 that arrives (``None``: the wait times out; any mapping ends a time wait).
+``context.load`` fetches nothing: a resource the caller supplies in ``loaded``
+(a shadow run takes them from the recorded run) is merged as the real run
+merges it, and any other is recorded as a would-be fetch and reported skipped.
 Everything reported goes through the renderer's redaction: no secrets.
 """
 
@@ -23,6 +26,7 @@ from typing import Any
 from engine.condition import RuleLookup
 from engine.context import approval_context, build_context, deep_merge, merge_event, with_now
 from engine.definition import Definition, Step
+from engine.enrichment import LOADED, context_updates
 from engine.errors import StepError
 from engine.executor import run_step
 from engine.fanout import (
@@ -166,8 +170,10 @@ def dry_run(
     events: Mapping[str, Mapping[str, Any] | None] | None = None,
     ports: RecordingPorts | None = None,
     event_type: str | None = None,
+    loaded: Mapping[str, Any] | None = None,
 ) -> DryRunReport:
     """Follow ``definition`` from its first step on ``payload``; see the module doc."""
+    ports = ports or RecordingPorts()
     context = build_context(
         payload,
         execution_id=DRY_RUN_ID,
@@ -177,15 +183,26 @@ def dry_run(
         event_type=event_type,
         event_id=DRY_RUN_ID if event_type is not None else None,
     )
-    run = _DryRun(
-        definition,
-        context,
-        now=now,
-        renderer=renderer,
-        rules=rules,
-        ports=ports or RecordingPorts(),
-    )
+    if definition.context_load:
+        context = deep_merge(context, _load(definition.context_load, loaded or {}, ports))
+    run = _DryRun(definition, context, now=now, renderer=renderer, rules=rules, ports=ports)
     return run.follow(max_steps, dict(approvals or {}), dict(events or {}))
+
+
+def _load(
+    resources: tuple[str, ...], loaded: Mapping[str, Any], ports: RecordingPorts
+) -> dict[str, Any]:
+    """`context.load`'s context updates, from what the caller supplied (engine.enrichment)."""
+    values: dict[str, Any] = {}
+    report: dict[str, dict[str, Any]] = {}
+    for resource in resources:
+        if resource in loaded:
+            values[resource] = loaded[resource]
+            report[resource] = {"status": LOADED}
+        else:
+            ports.effects.append({"kind": "load", "would": "fetch", "resource": resource})
+            report[resource] = {"status": "skipped", "error": "a dry run fetches nothing"}
+    return context_updates(values, report)
 
 
 class _DryRun:

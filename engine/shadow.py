@@ -15,7 +15,9 @@ run did not have is answered by the first recorded event of its type, received
 after the replayed one and within the wait's timeout, that meets its `match`
 (the shell lists them: ``later_events``), or times out when its timeout has
 passed with none. Anything else stops the replay there and is marked
-unresolved.
+unresolved. The candidate's ``context.load`` takes the resources the recorded
+run loaded (``RecordedRun.loaded``) and fetches nothing: a resource the record
+lacks is listed as a would-be fetch and reported skipped, as in a dry run.
 
 The summary counts; it never keeps the comparisons, so a caller streaming
 events keeps memory bounded.
@@ -63,7 +65,8 @@ class RecordedRun:
 
     ``waits`` maps a wait step id to the payload of the event that ended it, or
     None when it timed out (only waits that ended are there); ``approvals`` maps
-    an approval step id to the approval's status.
+    an approval step id to the approval's status; ``loaded`` maps a resource its
+    ``context.load`` loaded to the value (engine.enrichment.recorded_loads).
     """
 
     execution_id: str
@@ -73,6 +76,7 @@ class RecordedRun:
     steps: tuple[RecordedStep, ...] = ()
     approvals: Mapping[str, str] = field(default_factory=dict)
     waits: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    loaded: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -288,6 +292,7 @@ class ShadowRun:
                 approvals=self._approvals(event.recorded),
                 events=answers,
                 event_type=self._event_type,
+                loaded=event.recorded.loaded if event.recorded else None,
             )
             waiting = report.waiting
             if waiting is None or waiting["kind"] != "event" or waiting["step_id"] in answers:

@@ -18,16 +18,12 @@ from urllib.parse import urlencode
 import redis
 import structlog
 
-from engine.context import deep_merge
+from engine.enrichment import LOADED, context_updates
 from engine.errors import StepError
 from tasks.outbound import OutboundHttp
 
 log = structlog.get_logger(__name__)
 CACHE_PREFIX = "iw:enrichment:"
-
-
-def needs_io(base_url: str, resources: Sequence[str]) -> bool:
-    return bool(base_url and resources)
 
 
 def load_resources(
@@ -42,7 +38,7 @@ def load_resources(
     timeout: float,
 ) -> dict[str, Any]:
     """The context updates: fetched resources plus the `_enrichment` report."""
-    updates: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     report: dict[str, Any] = {}
     for resource in resources:
         if not base_url or http is None:
@@ -62,10 +58,9 @@ def load_resources(
             report[resource] = {"status": "error", "error": exc.message}
             log.warning("enrichment_failed", resource=resource, error=exc.message)
             continue
-        report[resource] = {"status": "loaded"}
-        if isinstance(value, Mapping):
-            updates = deep_merge(updates, _nest(resource, value))
-    return deep_merge(updates, {"_enrichment": report})
+        report[resource] = {"status": LOADED}
+        values[resource] = value
+    return context_updates(values, report)
 
 
 def _url(base_url: str, resource: str, context: Mapping[str, Any]) -> str:
@@ -75,13 +70,6 @@ def _url(base_url: str, resource: str, context: Mapping[str, Any]) -> str:
     if isinstance(owner, Mapping) and owner.get("id") not in (None, ""):
         url += "?" + urlencode({"id": str(owner["id"])})
     return url
-
-
-def _nest(resource: str, value: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = dict(value)
-    for part in reversed(resource.split(".")):
-        nested = {part: nested}
-    return nested
 
 
 def _cached_fetch(

@@ -29,10 +29,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, delete, false, func, insert, or_, select
+from sqlalchemy import Select, delete, false, func, insert, null, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.definition import Definition
+from engine.enrichment import recorded_loads
 from engine.shadow import (
     Comparison,
     RecordedEvent,
@@ -332,6 +333,9 @@ def _recorded_runs(
     """What the workflow's executions did with these events: four queries a chunk."""
     if not execution_ids:
         return {}
+    loads = claimed.candidate.context_load
+    # The context only when the candidate loads resources (it can be large).
+    context = Execution.context if loads else null().label("context")
     executions = session.execute(
         select(
             Execution.id,
@@ -339,6 +343,7 @@ def _recorded_runs(
             Execution.workflow_version,
             Execution.status,
             Execution.result,
+            context,
         )
         .where(
             Execution.id.in_(execution_ids),
@@ -384,6 +389,7 @@ def _recorded_runs(
             steps=tuple(steps[row.id]),
             approvals=approvals[row.id],
             waits=waits.get(row.id, {}),
+            loaded=recorded_loads(row.context, loads) if row.context else {},
         )
         for row in executions
     }

@@ -8,7 +8,6 @@ tasks.recording.Recording (the attempt's step run among it).
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from engine.context import deep_merge, with_now
 from engine.definition import Definition, Step
+from engine.enrichment import ENRICHMENT_KEY
 from engine.errors import EngineError, StepError
 from engine.executor import run_step
 from engine.machine import idempotency_key
@@ -45,7 +45,6 @@ log = structlog.get_logger(__name__)
 # Runs a step's work with the attempt's ports and rule lookup (a foreach item's body).
 Body = Callable[[WorkerPorts, Any], Any]
 
-ENRICHMENT_KEY = "_enrichment"
 RUNNING = StepRunStatus.RUNNING.value
 _APPROVAL_NAMESPACE = uuid.UUID("0b7e3c55-2a3f-4d61-8d1e-3c8a7f1e2b90")
 
@@ -158,9 +157,6 @@ class StepAttempt(Generic[E]):
             "attempt_group": self.execution.attempt_group,
             "attempt": self.attempt,
         }
-
-    def step_limit_seconds(self) -> float | None:
-        return None if self.step.timeout is None else self.step.timeout.total_seconds()
 
 
 def run_attempt(
@@ -284,7 +280,3 @@ def _rule_lookup(session: Session, organization_id: uuid.UUID) -> Any:
 
 def retry_rng() -> float:
     return random.random()  # noqa: S311 - jitter, not cryptography
-
-
-def monotonic_deadline(limit_seconds: float) -> float:
-    return time.monotonic() + limit_seconds

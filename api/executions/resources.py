@@ -165,7 +165,8 @@ class TestWorkflow(MethodView):
         """Dry-run this workflow version on `{payload}`: the path and decisions, no side effects.
 
         Requires `workflow:execute`. HTTP calls, notifications and record writes
-        are recorded as `effects`, not performed.
+        are recorded as `effects`, not performed; so is each `context.load` fetch
+        (`{"kind": "load", "would": "fetch"}`, reported `skipped` in `_enrichment`).
         """
         workflow = service.load_workflow(current_principal().organization_id, workflow_row_id)
         payload = (body or {}).get("payload") or {}

@@ -177,11 +177,13 @@ class ShadowRun(MethodView):
         organization that this workflow's trigger or the candidate's matches, in the
         selection, is run through `candidate` in the engine's dry run (nothing is
         performed: would-be HTTP calls, notifications and record writes are listed
-        as `would`) and compared with the execution the event started: result, path,
-        condition verdicts, approvals asked. Approvals and waits are answered as they
-        really were; otherwise the replay stops there, `unresolved`. 200 with the
-        report when it ran at once (at most 500 events, or `event_ids`), else 202 with
-        the pending report, run by a worker; read it with GET `.../shadow/{report_id}`.
+        as `would`; `context.load` takes what the recorded run loaded, and lists a
+        resource the record lacks as a would-be fetch) and compared with the
+        execution the event started: result, path, condition verdicts, approvals
+        asked. Approvals and waits are answered as they really were; otherwise the
+        replay stops there, `unresolved`. 200 with the report when it ran at once (at
+        most 500 events, or `event_ids`), else 202 with the pending report, run by a
+        worker; read it with GET `.../shadow/{report_id}`.
         """
         return shadow.start_shadow(current_principal(), workflow_row_id, body)
 

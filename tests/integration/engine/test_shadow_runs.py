@@ -425,6 +425,48 @@ def test_a_shadow_run_performs_nothing(
         assert call["method"] == "POST"
 
 
+def test_a_replay_takes_the_resources_the_recorded_run_loaded(
+    rt: Any, app: Any, silent_sink: HttpSink
+) -> None:
+    """A candidate that loads `context.load` resources sees what the recorded run loaded
+    (the unchanged version replays the same), and fetches nothing: a resource the
+    record lacks is listed as a would-be fetch."""
+    from tests.integration.engine.test_enrichment import enriching_runtime, loading
+
+    owner = register(app.test_client())
+    silent_sink.respond("/enrich/customer/profile", body={"tier": "gold"})
+    silent_sink.respond("/enrich/order/details", status=404)
+    event_type = f"enrich.{unique('e')}"
+    workflow = loading(event_type)
+    row = create_workflow(owner, workflow)
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    send_event(owner, event_type, {"customer": {"id": "c-1"}})
+    enriched = enriching_runtime(rt, f"{silent_sink.url}/enrich")
+    try:
+        drive(enriched)
+    finally:
+        enriched.dispose()
+    fetched = len(silent_sink.received)
+    assert fetched == 2  # the recorded run loaded its profile (and missed the order)
+
+    same = shadow(owner, row, {"candidate": workflow, "since": since})
+    assert same.status_code == 200, same.json
+    assert (same.json["summary"]["same_result"], same.json["summary"]["differences"]) == (1, 0)
+
+    candidate = copy.deepcopy(workflow)
+    candidate["version"] = "2"
+    candidate["definition"]["context"]["load"].append("customer.history")
+    (vip,) = [s for s in candidate["definition"]["steps"] if s["id"] == "vip"]
+    vip["condition"]["value"] = "platinum"
+    changed = shadow(owner, row, {"candidate": candidate, "since": since})
+    assert changed.status_code == 200, changed.json
+    assert changed.json["summary"]["by_change"] == [{"change": "allowed → blocked", "count": 1}]
+    (difference,) = changed.json["differences"]
+    loads = [w["resource"] for w in difference["would"] if w["kind"] == "load"]
+    assert loads == ["order.details", "customer.history"]
+    assert len(silent_sink.received) == fetched
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

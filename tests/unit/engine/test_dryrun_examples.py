@@ -20,8 +20,39 @@ def run(name, payload, **kwargs):
     return dry_run(example_definition(name), payload, now=NOW, renderer=RENDERER, **kwargs)
 
 
+def effects(report):
+    """What the steps would do (the `context.load` fetches are tested on their own)."""
+    return tuple(effect for effect in report.effects if effect["kind"] != "load")
+
+
 def kinds(report):
-    return [effect["kind"] for effect in report.effects]
+    return [effect["kind"] for effect in effects(report)]
+
+
+@pytest.mark.parametrize(
+    ("name", "resources"),
+    [
+        (
+            "high-value-order-approval",
+            [
+                "order.details",
+                "customer.profile",
+                "customer.order_history",
+                "customer.credit_limit",
+            ],
+        ),
+        ("order-processing-with-timeout", ["order.details", "customer.profile"]),
+    ],
+)
+def test_an_example_that_loads_resources_lists_the_fetches_it_would_make(name, resources):
+    report = run(name, {"order": {"id": "o-1", "total": 10}})
+    first = list(report.effects)[: len(resources)]  # before any step's effect
+    loads = [effect for effect in first if effect["kind"] == "load"]
+    assert [load["resource"] for load in loads] == resources
+    assert all(load["would"] == "fetch" for load in loads)
+    assert {r: report.context["_enrichment"][r]["status"] for r in resources} == dict.fromkeys(
+        resources, "skipped"
+    )
 
 
 # --- high-value-order-approval ------------------------------------------------
@@ -52,8 +83,8 @@ def test_a_large_order_from_another_tier_waits_for_a_sales_manager():
     assert (request["approver_role"], request["expires_in"]) == ("sales_manager", "1d")
     assert request["data"]["order_items_count"] == 2
     assert kinds(report) == ["notify", "notify", "approval"]
-    assert report.effects[0]["recipients"] == ["role:sales_manager"]
-    assert "<approval link>" in report.effects[0]["message"]
+    assert effects(report)[0]["recipients"] == ["role:sales_manager"]
+    assert "<approval link>" in effects(report)[0]["message"]
 
 
 @pytest.mark.parametrize(
@@ -85,7 +116,7 @@ def test_a_low_risk_order_is_paid():
     report = run("order-processing-with-timeout", payload)
     assert report.path == ("validate-order", "check-fraud", "process-payment")
     assert report.result is R.EXECUTED
-    http, notify = report.effects
+    http, notify = effects(report)
     assert (http["method"], http["url"]) == ("POST", "https://payment-gateway.example.com/process")
     assert http["body"] == {"order_id": "o-7", "amount": 120}
     assert notify["recipients"] == ["orders@example.com"]
@@ -108,7 +139,7 @@ def test_a_batch_with_records_is_processed():
     report = run("data-processing-with-timeout", BATCH)
     assert report.path == ("fetch-data", "validate-data", "process-data")
     assert report.result is R.EXECUTED
-    get, post, notify = report.effects
+    get, post, notify = effects(report)
     assert (get["method"], get["url"]) == ("GET", "https://api.example.com/data/batch/b-1")
     assert post["body"] == {"batch_id": "b-1", "records": [1, 2, 3]}
     assert notify["message"] == "Batch b-1 processed successfully"
@@ -116,14 +147,14 @@ def test_a_batch_with_records_is_processed():
 
 def test_the_batch_id_can_come_from_the_event_itself():
     report = run("data-processing-with-timeout", {"batch_id": "b-9"}, event_type="data.batch.ready")
-    assert report.effects[0]["url"] == "https://api.example.com/data/batch/b-9"
+    assert effects(report)[0]["url"] == "https://api.example.com/data/batch/b-9"
 
 
 def test_an_empty_batch_is_logged_and_blocked():
     report = run("data-processing-with-timeout", {**BATCH, "data": {"records_count": 0}})
     assert report.path == ("fetch-data", "validate-data", "log-error")
     assert report.result is R.BLOCKED
-    assert report.effects[-1] == {
+    assert effects(report)[-1] == {
         "kind": "log",
         "would": "write",
         "message": "Empty batch received: b-1",
@@ -219,8 +250,8 @@ def test_the_four_inventory_paths_all_end_allowed(quantity, reorder_point, path)
 def test_a_reorder_calls_the_erp_creates_a_purchase_order_and_notifies():
     report = run("product-inventory-sync", product(5, 10))
     assert kinds(report)[:3] == ["http_request", "create_record", "notify"]
-    assert report.effects[0]["body"]["reorder_quantity"] == 50
-    assert report.effects[1]["data"]["quantity"] == 50
+    assert effects(report)[0]["body"]["reorder_quantity"] == 50
+    assert effects(report)[1]["data"]["quantity"] == 50
 
 
 # --- cart-fraud-detection ------------------------------------------------
@@ -241,7 +272,7 @@ def test_a_cart_passing_every_check_is_allowed():
     report = run("cart-fraud-detection", CART)
     assert report.path == ("parallel_fraud_checks", "allow_checkout")
     assert report.result is R.ALLOWED
-    (call,) = report.effects
+    (call,) = effects(report)
     assert call["headers"] == {"Authorization": "Bearer ***"}
     assert "fraud-secret-token" not in repr(report.to_dict())
 
@@ -343,7 +374,7 @@ def test_quote_expiration_paths_end_allowed(hours, reminder_sent, path):
 def test_an_expired_quote_gets_records_a_notification_and_a_webhook():
     report = run("quote-expiration-management", quote(-3, True))
     assert kinds(report) == ["update_record", "notify", "http_request", "create_record"]
-    task = report.effects[-1]["data"]
+    task = effects(report)[-1]["data"]
     assert task["due_date"] == (NOW + timedelta(hours=24)).isoformat()
 
 
@@ -356,7 +387,7 @@ def test_a_scheduled_run_without_a_quote_needs_no_reminder_and_nothing_expires()
         "complete_workflow",
     )
     assert report.result is R.ALLOWED
-    assert report.effects == ()
+    assert effects(report) == ()
 
 
 # --- quote-multi-level-approval ------------------------------------------------
@@ -401,7 +432,7 @@ def test_a_large_quote_waits_for_the_sales_rep():
     assert report.status is S.WAITING
     request = report.waiting["would_wait_for"]
     assert (request["approver_role"], request["expires_in"]) == ("sales_rep", "2d")
-    assert report.effects[0]["message"].endswith("Items: 3")
+    assert effects(report)[0]["message"].endswith("Items: 3")
 
 
 def test_once_the_rep_approves_the_quote_waits_for_the_rep_review_event():

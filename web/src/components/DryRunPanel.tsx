@@ -111,7 +111,7 @@ export function DryRunPanel({
                 {result.effects.map((effect, i) => (
                   <li key={i}>
                     <strong>{String(effect.kind)}</strong> <span className="muted">({String(effect.would ?? "")})</span>{" "}
-                    {effect.message ? String(effect.message) : effect.reason ? String(effect.reason) : ""}
+                    {String(effect.message ?? effect.reason ?? effect.resource ?? "")}
                   </li>
                 ))}
               </ul>
