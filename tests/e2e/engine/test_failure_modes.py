@@ -52,7 +52,9 @@ def slow_workflow(sink: HttpSink, event: str, slow_path: str, after_path: str) -
                 {
                     "id": "slow",
                     "type": "execute",
-                    "timeout": "20s",
+                    # Well above the slowest call (2 s); short, since a claimed
+                    # ticket whose process died is relayed after it + 15 s.
+                    "timeout": "8s",
                     "execute": [
                         {
                             "type": "http_request",
@@ -199,7 +201,7 @@ def test_the_messages_a_killed_worker_had_taken_are_relayed(
     finally:
         restart_worker(engine_stack)
     # Unclaimed tickets come back 15 s after their commit, claimed ones after the slow
-    # step's 20 s limit + 15 s.
+    # step's 8 s limit + 15 s.
     settle_all(admin, ids, timeout=120)
     slow_calls = assert_each_ran_once(admin, db, http_sink, ids, slow_path, after_path)
     assert max(slow_calls.values()) >= 2, slow_calls  # a call cut by the kill, sent again
