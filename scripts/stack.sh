@@ -31,7 +31,11 @@ export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 export WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-2}
 export PUBLIC_URL=${PUBLIC_URL:-http://127.0.0.1:$API_PORT}
 
-is_running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# Alive: not gone, and not a zombie. A process of ours exits as a zombie until init
+# reaps it, which some inits (a container's, a VM sandbox's) do only every few
+# seconds: waiting for the pid to vanish made `make down` take 2 s a process.
+alive() { local state; state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]; }
+is_running() { [ -f "$RUN/$1.pid" ] && alive "$(cat "$RUN/$1.pid")"; }
 
 start() {  # start NAME CMD...: background process with a pid file and a log
   local name=$1; shift
@@ -46,7 +50,7 @@ stop() {
   if is_running "$name"; then
     local pid; pid=$(cat "$RUN/$name.pid")
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
     echo "  $name stopped"
   fi
