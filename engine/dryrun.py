@@ -26,7 +26,7 @@ from typing import Any
 from engine.condition import RuleLookup
 from engine.context import approval_context, build_context, deep_merge, merge_event, with_now
 from engine.definition import Definition, Step
-from engine.enrichment import LOADED, context_updates
+from engine.enrichment import LOADED, SKIPPED, context_updates
 from engine.errors import StepError
 from engine.executor import run_step
 from engine.fanout import (
@@ -201,7 +201,7 @@ def _load(
             report[resource] = {"status": LOADED}
         else:
             ports.effects.append({"kind": "load", "would": "fetch", "resource": resource})
-            report[resource] = {"status": "skipped", "error": "a dry run fetches nothing"}
+            report[resource] = {"status": SKIPPED, "error": "a dry run fetches nothing"}
     return context_updates(values, report)
 
 

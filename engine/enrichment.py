@@ -15,7 +15,9 @@ from typing import Any
 from engine.context import deep_merge
 
 ENRICHMENT_KEY = "_enrichment"
+# A resource's status in the report (besides "error", with the fetch's message).
 LOADED = "loaded"
+SKIPPED = "skipped"
 
 
 def context_updates(

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import redis
 import structlog
 
-from engine.enrichment import LOADED, context_updates
+from engine.enrichment import LOADED, SKIPPED, context_updates
 from engine.errors import StepError
 from tasks.outbound import OutboundHttp
 
@@ -42,7 +42,7 @@ def load_resources(
     report: dict[str, Any] = {}
     for resource in resources:
         if not base_url or http is None:
-            report[resource] = {"status": "skipped", "error": "no enrichment service configured"}
+            report[resource] = {"status": SKIPPED, "error": "no enrichment service configured"}
             continue
         url = _url(base_url, resource, context)
         try:
